@@ -1,0 +1,3 @@
+"""lit_diffusion: train and compare diffusion-family generative models with PyTorch Lightning."""
+
+__version__ = "0.1.0"

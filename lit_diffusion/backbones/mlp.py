@@ -1,0 +1,78 @@
+"""A small MLP backbone for low-dimensional (toy) data, with the shared backbone contract."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def sinusoidal_time_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
+    """Sin-cos features of t in [0, 1] (Vaswani et al. 2017, scaled by 1000 as in DDPM). (B,) -> (B, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = 1000.0 * t.float()[:, None] * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    return torch.nn.functional.pad(emb, (0, dim % 2))
+
+
+class MLPBlock(nn.Module):
+    """Residual block: x + Linear(SiLU(Linear(LayerNorm(x) * (1 + scale) + shift)))."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(width, elementwise_affine=False)
+        self.modulation = nn.Linear(width, 2 * width)
+        self.fc1 = nn.Linear(width, width)
+        self.fc2 = nn.Linear(width, width)
+
+    def forward(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.modulation(emb).chunk(2, dim=-1)
+        y = self.norm(h) * (1 + scale) + shift
+        return h + self.fc2(nn.functional.silu(self.fc1(y)))
+
+
+class MLP(nn.Module):
+    """Time- and class-conditioned residual MLP for data of shape (B, dim).
+
+    `forward(x, t, cond=None)`: x (B, dim), t (B,) in [0, 1], cond (B,) int or None -> (B, dim).
+    Class `num_classes` is the reserved null label used for classifier-free guidance dropout.
+    """
+
+    block_class = MLPBlock
+
+    def __init__(self, dim: int = 2, width: int = 256, depth: int = 3, num_classes: int = 0):
+        super().__init__()
+        if dim < 1 or width < 1 or depth < 1:
+            raise ValueError(f"MLP: dim, width and depth must be positive, got {dim}, {width}, {depth}")
+        self.dim, self.width, self.num_classes = dim, width, num_classes
+        self.time_mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+        self.label_embedding = nn.Embedding(num_classes + 1, width) if num_classes > 0 else None
+        self.input = nn.Linear(dim, width)
+        self.blocks = nn.ModuleList(MLPBlock(width) for _ in range(depth))
+        self.out_norm = nn.LayerNorm(width)
+        self.output = nn.Linear(width, dim)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        for block in self.blocks:  # start every residual branch at identity modulation
+            nn.init.zeros_(block.modulation.weight)
+        if self.label_embedding is not None:
+            nn.init.normal_(self.label_embedding.weight, std=0.02)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"MLP expects x of shape (B, {self.dim}), got {tuple(x.shape)}")
+        t = t.expand(x.shape[0]) if t.ndim == 0 else t
+        emb = self.time_mlp(sinusoidal_time_embedding(t, self.width).to(x.dtype))  # (B, W)
+        if self.label_embedding is not None:
+            labels = torch.full_like(t, self.num_classes, dtype=torch.long) if cond is None else cond
+            emb = emb + self.label_embedding(labels)
+        h = self.input(x)  # (B, W)
+        for block in self.blocks:
+            h = block(h, emb)
+        return self.output(self.out_norm(h))  # (B, dim)

@@ -1,0 +1,33 @@
+"""The `lit-diffusion` command: dispatches subcommands to the part of the package that owns them."""
+from __future__ import annotations
+
+import importlib
+import sys
+
+# subcommand -> (module, help). Each module has main(argv: list[str]) -> int | None.
+SUBCOMMANDS = {
+    "data": ("lit_diffusion.data.commands", "build and inspect WebDataset shards"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: lit-diffusion SUBCOMMAND [ARGS...]", "", "subcommands:"]
+    lines += [f"  {name:<10} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        print(f"lit-diffusion: unknown subcommand {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
