@@ -1,1 +1,54 @@
-"""lit_diffusion.objectives"""
+"""Objectives: pure-torch training objectives over Gaussian paths (t in [0, 1], 0 = data, 1 = noise).
+
+`obj.loss(net, x0, cond=None) -> (B,)` and `obj.sample(net, noise, sampler=..., nfe=..., cond=None,
+guidance=1.0, generator=None) -> x0`, where net(x_t, t, cond) follows the backbone contract.
+"""
+from lit_diffusion.objectives.analytic import GaussianMixture, oracle_network
+from lit_diffusion.objectives.base import DiffusionObjective, LossOutput
+from lit_diffusion.objectives.consistency_distillation import ConsistencyDistillation
+from lit_diffusion.objectives.consistency_training import ConsistencyTraining
+from lit_diffusion.objectives.conversions import PathCoefficients, Prediction, convert
+from lit_diffusion.objectives.ddpm import DDPM
+from lit_diffusion.objectives.flow_matching import FlowMatching
+from lit_diffusion.objectives.parameterisation import (
+    ConsistencyPreconditioning,
+    EDMPreconditioning,
+    QuantityParameterisation,
+    make_parameterisation,
+)
+from lit_diffusion.objectives.paths import (
+    DiscreteVPPath,
+    EDMSigmaPath,
+    GaussianPath,
+    LinearPath,
+    OTFlowPath,
+    VPCosinePath,
+    VPLinearPath,
+    make_path,
+)
+from lit_diffusion.objectives.rectified_flow import RectifiedFlow, straightness
+from lit_diffusion.objectives.time_samplers import (
+    ConsistencyCurriculum,
+    DiscreteUniformTime,
+    LogitNormalTime,
+    LogNormalSigma,
+    UniformGridPairs,
+    UniformTime,
+    make_time_sampler,
+)
+from lit_diffusion.objectives.weightings import EDMWeighting, MinSNRWeighting, UniformWeighting, make_weighting
+
+OBJECTIVES = {
+    "ddpm": DDPM,
+    "flow_matching": FlowMatching,
+    "rectified_flow": RectifiedFlow,
+    "consistency_training": ConsistencyTraining,
+    "consistency_distillation": ConsistencyDistillation,
+}
+
+
+def make_objective(name: str, **kwargs) -> DiffusionObjective:
+    if name not in OBJECTIVES:
+        raise ValueError(f"unknown objective {name!r}; known: {sorted(OBJECTIVES)}")
+    return OBJECTIVES[name](**kwargs)
+

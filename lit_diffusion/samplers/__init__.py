@@ -1,1 +1,50 @@
-"""lit_diffusion.samplers"""
+"""Samplers: pure-torch integrators over a time grid, given a predictor (x, t) -> (x0, eps).
+
+`run_sampler(name, path, predict, x_init, nfe, ...)` picks the grid for the requested NFE, runs the
+sampler and returns SamplerOutput(x0, nfe) with the evaluations actually made.
+"""
+from __future__ import annotations
+
+from lit_diffusion.samplers.adaptive import dopri5, sample_adaptive
+from lit_diffusion.samplers.base import CountingPredictor, SamplerOutput, velocity
+from lit_diffusion.samplers.consistency import sample_consistency
+from lit_diffusion.samplers.ddim import ddim_step, sample_ddim
+from lit_diffusion.samplers.ddpm import ddpm_step, sample_ddpm
+from lit_diffusion.samplers.dpm_solver import sample_dpm_solver_2m
+from lit_diffusion.samplers.euler import euler_step, sample_euler
+from lit_diffusion.samplers.grids import time_grid
+from lit_diffusion.samplers.heun import heun_step, heun_steps_for_nfe, sample_heun
+
+# name -> (function, steps for a requested nfe, default grid)
+SAMPLERS = {
+    "euler": (sample_euler, lambda nfe: nfe, "uniform"),
+    "heun": (sample_heun, heun_steps_for_nfe, "uniform"),
+    "ddim": (sample_ddim, lambda nfe: nfe, "uniform"),
+    "ddpm": (sample_ddpm, lambda nfe: nfe, "uniform"),
+    "dpm++2m": (sample_dpm_solver_2m, lambda nfe: nfe, "logsnr"),
+    "adaptive": (sample_adaptive, lambda nfe: 1, "uniform"),
+    "consistency": (sample_consistency, lambda nfe: nfe, "uniform"),
+}
+
+# single ODE steps for distillation: (path, predict, x, t, s) -> x_s, t and s floats or (B,) tensors
+ODE_STEPS = {"euler": euler_step, "heun": heun_step}
+
+
+def run_sampler(name: str, path, predict, x_init, nfe: int | None = None, grid: str | None = None,
+                generator=None, t_max: float = 1.0, **options) -> SamplerOutput:
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; known: {sorted(SAMPLERS)}")
+    fn, steps_for, default_grid = SAMPLERS[name]
+    if name != "adaptive":
+        if not isinstance(nfe, int) or isinstance(nfe, bool) or nfe < 1:
+            raise ValueError(f"sampler {name!r}: nfe must be an integer >= 1, got {nfe!r}")
+    steps = steps_for(nfe if nfe is not None else 1)
+    times = time_grid(grid or default_grid, steps, path, t_max=t_max)
+    return fn(path, predict, x_init, times, generator=generator, **options)
+
+
+__all__ = [
+    "SAMPLERS", "ODE_STEPS", "run_sampler", "time_grid", "SamplerOutput", "CountingPredictor", "velocity",
+    "sample_euler", "sample_heun", "sample_ddim", "sample_ddpm", "sample_dpm_solver_2m", "sample_adaptive",
+    "sample_consistency", "euler_step", "heun_step", "ddim_step", "ddpm_step", "dopri5",
+]

@@ -1,0 +1,86 @@
+"""What every sampler shares: the predictor contract, exact NFE counting, and per-step path coefficients.
+
+A predictor is any callable `predict(x, t) -> Prediction(x0, eps)` with t a Python float in [0, 1]
+shared by the whole batch. Samplers never see a network or an objective: the objective builds the
+predictor (parameterisation, guidance) and the sampler only integrates.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
+
+import torch
+
+
+class Prediction(NamedTuple):
+    """A denoiser's answer at (x_t, t): the clean-sample and noise estimates, x_t = alpha x0 + sigma eps."""
+
+    x0: torch.Tensor
+    eps: torch.Tensor
+
+
+Predictor = Callable[[torch.Tensor, float], Prediction]
+
+
+class SamplerOutput(NamedTuple):
+    x0: torch.Tensor  # the generated samples
+    nfe: int  # predictor evaluations actually made
+
+
+class CountingPredictor:
+    """Wraps a predictor and counts its calls: the sampler's NFE is this count, never a formula."""
+
+    def __init__(self, predict: Predictor):
+        self.predict = predict
+        self.calls = 0
+
+    def __call__(self, x: torch.Tensor, t) -> Prediction:
+        self.calls += 1
+        return self.predict(x, t if isinstance(t, torch.Tensor) else float(t))
+
+
+@dataclass(frozen=True)
+class Coefficients:
+    """alpha, sigma and derivatives of a path at one time, as Python floats (float64 precision)."""
+
+    alpha: float
+    sigma: float
+    d_alpha: float
+    d_sigma: float
+
+    @classmethod
+    def at(cls, path, t: float) -> "Coefficients":
+        tt = torch.tensor([float(t)], dtype=torch.float64)
+        return cls(*(float(f(tt)[0]) for f in (path.alpha, path.sigma, path.d_alpha, path.d_sigma)))
+
+
+def per_sample(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A (B,) tensor of times reshaped to broadcast against x (B, ...)."""
+    return t.to(device=x.device, dtype=x.dtype).reshape((-1,) + (1,) * (x.ndim - 1))
+
+
+def velocity(path, pred: Prediction, t) -> torch.Tensor:
+    """dx_t/dt = alpha' x0 + sigma' eps along the probability-flow ODE; t a float or a (B,) tensor."""
+    if isinstance(t, torch.Tensor):
+        tt = per_sample(t, pred.x0)
+        return path.d_alpha(tt) * pred.x0 + path.d_sigma(tt) * pred.eps
+    c = Coefficients.at(path, t)
+    return c.d_alpha * pred.x0 + c.d_sigma * pred.eps
+
+
+def step_size(t, s, x: torch.Tensor):
+    """s - t, as a float or, for per-sample times, shaped to broadcast against x."""
+    if isinstance(t, torch.Tensor) or isinstance(s, torch.Tensor):
+        return per_sample(torch.as_tensor(s) - torch.as_tensor(t), x)
+    return s - t
+
+
+def check_grid(grid: torch.Tensor) -> list[float]:
+    values = [float(v) for v in grid]
+    if len(values) < 2:
+        raise ValueError(f"a time grid needs at least 2 points, got {len(values)}")
+    if any(b >= a for a, b in zip(values, values[1:])):
+        raise ValueError(f"a time grid must decrease strictly from noise to data, got {values}")
+    if values[0] > 1.0 or values[-1] < 0.0:
+        raise ValueError(f"a time grid must lie in [0, 1], got [{values[-1]}, {values[0]}]")
+    return values
