@@ -1,4 +1,34 @@
-"""Backbones: pure-torch networks with the contract forward(x, t, cond=None) -> Tensor shaped like x."""
-from lit_diffusion.backbones.mlp import MLP
+"""Backbones: pure-torch networks with the contract forward(x, t, cond=None) -> Tensor shaped like x.
 
-__all__ = ["MLP"]
+`DiT.from_preset("S/2", in_channels=4, input_size=32, num_classes=1000)` and
+`UNet.from_preset("ddpm-cifar10", in_channels=3)` build the named sizes in `DIT_PRESETS` / `UNET_PRESETS`.
+Each backbone names its repeated block in `block_class` (for FSDP wrapping and activation checkpointing
+applied from outside) and puts all weight initialisation in `initialize_weights()`.
+"""
+from lit_diffusion.backbones.dit import DiT, DiTBlock
+from lit_diffusion.backbones.mlp import MLP
+from lit_diffusion.backbones.presets import DIT_PRESETS, UNET_PRESETS
+from lit_diffusion.backbones.unet import UNet, UNetBlock
+
+
+def dit_from_preset(name: str, **kwargs) -> DiT:
+    """`DiT.from_preset` as a function (usable as a config `class_path` target)."""
+    return DiT.from_preset(name, **kwargs)
+
+
+def unet_from_preset(name: str, **kwargs) -> UNet:
+    """`UNet.from_preset` as a function (usable as a config `class_path` target)."""
+    return UNet.from_preset(name, **kwargs)
+
+
+__all__ = [
+    "DIT_PRESETS",
+    "UNET_PRESETS",
+    "DiT",
+    "DiTBlock",
+    "MLP",
+    "UNet",
+    "UNetBlock",
+    "dit_from_preset",
+    "unet_from_preset",
+]
