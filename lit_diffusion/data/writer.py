@@ -1,0 +1,287 @@
+"""Writer: convert a :class:`~lit_diffusion.data.sources.Source` into WebDataset tar shards.
+
+Samples are (optionally) shuffled with a seed, encoded in worker processes, and written in
+order into ``shard-000000.tar, shard-000001.tar, ...``; a shard closes when it reaches
+``shard_size`` samples or would exceed ``shard_bytes``. Each shard is written under a temporary
+name and renamed when complete; ``dataset.json`` is written last, atomically. The tar members
+carry fixed metadata (mtime 0, uid 0), so the same source and options give byte-identical shards.
+Samples are encoded into tar records in the workers; the main process only appends bytes.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import multiprocessing
+import os
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from .dataset_json import DATASET_JSON, DatasetInfo, ShardEntry, write_dataset_json
+from .encode import EncodeOptions, Encoded, encode_item
+from .errors import BuildError
+from .sources import Source
+
+log = logging.getLogger("lit_diffusion.data")
+
+CHUNK = 128  # samples per task sent to a worker process
+
+
+@dataclass
+class BuildOptions:
+    """How to write the shards (the encoding itself is :class:`EncodeOptions`)."""
+
+    out: str
+    shard_size: int = 10_000  # at most this many samples per shard
+    shard_bytes: int | None = None  # at most this many bytes per shard file (None: no limit)
+    shuffle: bool = True  # shuffle the sample order at write time
+    seed: int = 0  # seed of the write-time shuffle and of the validation split
+    workers: int = 0  # encoder processes; 0 encodes in this process
+    val_fraction: float = 0.0  # > 0: write out/train and out/val, a seeded random split
+    overwrite: bool = False  # replace an existing dataset in out
+    progress: bool = True  # progress bar on stderr
+    prefix: str = "shard"
+
+    def __post_init__(self):
+        if self.shard_size < 1:
+            raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
+        if self.shard_bytes is not None and self.shard_bytes < 4096:
+            raise ValueError(f"shard_bytes must be at least 4096, got {self.shard_bytes}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers}")
+
+
+END_OF_ARCHIVE = bytes(1024)  # two zero blocks
+
+
+class ShardSink:
+    """Writes samples into numbered shards, rolling over by count and by bytes; atomic renames.
+
+    A shard file is the samples' tar records followed by the end-of-archive marker (no padding to
+    a 10 KiB record, which readers do not need), so its size is known before it is written.
+    """
+
+    def __init__(self, folder: Path, prefix: str, max_count: int, max_bytes: int | None):
+        self.folder, self.prefix = folder, prefix
+        self.max_count, self.max_bytes = max_count, max_bytes
+        self.entries: list[ShardEntry] = []
+        self._file = self._tmp = None
+        self._count = self._bytes = 0
+
+    def _open(self) -> None:
+        name = f"{self.prefix}-{len(self.entries):06d}.tar"
+        self._tmp = self.folder / f".{name}.tmp{os.getpid()}"
+        self._file = open(self._tmp, "wb")
+        self._digest = hashlib.sha256()
+        self._name, self._count, self._bytes = name, 0, 0
+
+    def _write(self, data: bytes) -> None:
+        self._file.write(data)
+        self._digest.update(data)
+        self._bytes += len(data)
+
+    def _finish(self) -> None:
+        self._write(END_OF_ARCHIVE)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.chmod(self._tmp, 0o644)
+        os.replace(self._tmp, self.folder / self._name)
+        self.entries.append(ShardEntry(self._name, self._count, self._bytes, self._digest.hexdigest()))
+        self._file = self._tmp = None
+
+    def add(self, blob: bytes, origin: str) -> None:
+        """Append one sample (its tar records); start a new shard first if a limit would be passed."""
+        size = len(blob) + len(END_OF_ARCHIVE)
+        if self.max_bytes is not None and size > self.max_bytes:
+            raise BuildError(f"{origin}: one sample takes {size} bytes as a shard, more than "
+                             f"shard_bytes={self.max_bytes}")
+        if self._file is not None and (
+            self._count >= self.max_count
+            or self.max_bytes is not None and self._bytes + size > self.max_bytes
+        ):
+            self._finish()
+        if self._file is None:
+            self._open()
+        self._write(blob)
+        self._count += 1
+
+    def close(self) -> list[ShardEntry]:
+        if self._file is not None:
+            self._finish()
+        return self.entries
+
+    def abort(self) -> None:
+        """Remove the shard being written and every shard this sink finished."""
+        if self._file is not None:
+            self._file.close()
+            self._tmp.unlink(missing_ok=True)
+        for entry in self.entries:
+            (self.folder / entry.name).unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------ worker processes
+
+_WORKER: dict = {}
+
+
+def _init_worker(source: Source, opts: EncodeOptions) -> None:
+    _WORKER["source"], _WORKER["opts"] = source, opts
+
+
+def _encode_chunk(indices: list[int]) -> list[Encoded]:
+    source, opts = _WORKER["source"], _WORKER["opts"]
+    return [encode_item(f"{i:08d}", source.item(i), opts) for i in indices]
+
+
+def resolve_encode_options(source: Source, image_format: str = "auto", mode: str = "auto",
+                           **kwargs) -> EncodeOptions:
+    """Fix "auto" choices from the source: format (copy when possible) and mode (first image)."""
+    if source.kind != "image":
+        return EncodeOptions(**kwargs)
+    if image_format == "auto":
+        image_format = source.native_format or "png"
+    convert = mode != "auto"
+    if not convert:
+        first = source.item(0)
+        if first.image is not None:
+            mode = "L" if first.image.ndim == 2 else "RGB"
+        else:
+            from PIL import Image
+
+            try:
+                mode = Image.open(io.BytesIO(first.image_bytes)).mode
+            except Exception as e:
+                raise BuildError(f"{first.origin}: cannot read image: {e}") from None
+        if mode not in ("L", "RGB"):
+            raise BuildError(f"{first.origin}: first image has mode {mode!r}; pass --mode L or --mode RGB "
+                             f"to convert every image")
+    return EncodeOptions(image_format=image_format, mode=mode, convert_mode=convert, **kwargs)
+
+
+def _encoded_stream(source: Source, order: np.ndarray, opts: EncodeOptions, workers: int):
+    chunks = [order[i:i + CHUNK].tolist() for i in range(0, len(order), CHUNK)]
+    if workers == 0:
+        _init_worker(source, opts)
+        for chunk in chunks:
+            yield from _encode_chunk(chunk)
+        return
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(source, opts)) as pool:
+        for encoded in pool.imap(_encode_chunk, chunks):
+            yield from encoded
+
+
+def _prepare_folder(folder: Path, prefix: str, overwrite: bool) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    old = sorted(folder.glob(f"{prefix}-*.tar"))
+    if (folder / DATASET_JSON).exists() or old:
+        if not overwrite:
+            raise BuildError(f"{folder} already holds a dataset ({DATASET_JSON} or {prefix}-*.tar); "
+                             f"pass --overwrite to replace it")
+        (folder / DATASET_JSON).unlink(missing_ok=True)  # first, so no reader sees a stale json
+        for path in old:
+            path.unlink()
+
+
+def _write_split(source: Source, order: np.ndarray, folder: Path, build: BuildOptions,
+                 opts: EncodeOptions, build_info: dict, latent: tuple[float, float] | None) -> DatasetInfo:
+    _prepare_folder(folder, build.prefix, build.overwrite)
+    sink = ShardSink(folder, build.prefix, build.shard_size, build.shard_bytes)
+    shape = None
+    sums = sumsq = None
+    count = 0
+    digests: list[bytes] = []
+    members: list[str] | None = None
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(order), unit="sample", desc=f"writing {folder}", disable=not build.progress,
+               file=sys.stderr, mininterval=0.5)
+    try:
+        for enc in _encoded_stream(source, order, opts, build.workers):
+            if shape is None:
+                shape, members = enc.shape, list(enc.members)
+                sums, sumsq = np.zeros_like(enc.sums), np.zeros_like(enc.sumsq)
+            elif enc.shape != shape:
+                raise BuildError(f"{enc.origin}: shape {list(enc.shape)} differs from {list(shape)} of the "
+                                 f"first sample; pass --resolution to center-crop and resize all images")
+            elif list(enc.members) != members:
+                raise BuildError(f"{enc.origin}: members {list(enc.members)} differ from {members}")
+            sink.add(enc.blob, enc.origin)
+            sums += enc.sums
+            sumsq += enc.sumsq
+            count += enc.count
+            digests.append(enc.digest)
+            bar.update(1)
+        entries = sink.close()
+    except BaseException:
+        sink.abort()
+        raise
+    finally:
+        bar.close()
+    mean = sums / count
+    std = np.sqrt(np.maximum(sumsq / count - mean * mean, 0.0))
+    fingerprint = hashlib.sha256(b"".join(sorted(digests))).hexdigest()
+    kind = source.kind
+    info = DatasetInfo(
+        num_samples=len(order), shape=list(shape), channels=shape[0] if len(shape) == 3 else 1,
+        num_classes=len(source.class_names), class_names=list(source.class_names),
+        mean=[round(float(m), 6) for m in mean], std=[round(float(s), 6) for s in std],
+        fingerprint=fingerprint, format=opts.image_format if kind == "image" else "npy",
+        shards=entries, build=build_info, kind=kind, members=members,
+        latent_scale=latent[0] if latent else None, latent_shift=latent[1] if latent else None,
+    )
+    write_dataset_json(info, folder)
+    return info
+
+
+def build_dataset(source: Source, build: BuildOptions, opts: EncodeOptions,
+                  command: list[str] | None = None,
+                  latent: tuple[float, float] | None = None) -> dict[str, DatasetInfo]:
+    """Write ``source`` as shards; returns {"all": info} or {"train": info, "val": info}.
+
+    ``latent`` is (latent_scale, latent_shift) recorded for tensor datasets (default (1, 0)).
+    """
+    n = len(source)
+    if n == 0:
+        raise BuildError(f"{source.name}: the source holds no samples")
+    if source.kind == "tensor" and latent is None:
+        latent = (1.0, 0.0)
+    if source.kind != "tensor" and latent is not None:
+        raise BuildError("latent scale/shift apply to tensor (npy) datasets only")
+    out = Path(build.out)
+    rng = np.random.default_rng(np.random.SeedSequence([build.seed, 0x5EED]))
+    splits: dict[str, np.ndarray] = {}
+    if build.val_fraction > 0:
+        n_val = int(round(n * build.val_fraction))
+        if not 1 <= n_val < n:
+            raise BuildError(f"val_fraction={build.val_fraction} of {n} samples gives {n_val} validation samples")
+        perm = rng.permutation(n)
+        splits["val"], splits["train"] = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    else:
+        splits["all"] = np.arange(n)
+    infos = {}
+    for split_id, (split, indices) in enumerate(splits.items()):
+        order = indices
+        if build.shuffle:
+            split_rng = np.random.default_rng(np.random.SeedSequence([build.seed, split_id]))
+            order = split_rng.permutation(indices)
+        folder = out if split == "all" else out / split
+        build_info = {
+            "lit_diffusion_version": __version__,
+            "command": command,
+            "source": source.describe(),
+            "split": None if split == "all" else split,
+            "options": {k: v for k, v in asdict(build).items() if k not in ("progress", "out", "overwrite")},
+            "encode": asdict(opts) if source.kind == "image" else None,
+        }
+        infos[split] = _write_split(source, order, folder, build, opts, build_info, latent)
+        log.info("wrote %d samples in %d shards to %s", infos[split].num_samples, len(infos[split].shards), folder)
+    return infos
