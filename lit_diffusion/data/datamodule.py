@@ -1,0 +1,305 @@
+"""ShardDataModule: a LightningDataModule over WebDataset shards; deterministic and resumable.
+
+The constructor arguments are the config schema. Batches are dicts (see ``decode.py``). Every
+rank takes ``steps_per_epoch`` batches per epoch (see ``plan.py``), so DDP never waits on a rank
+that ran out of data. ``state_dict()`` holds (epoch, batches consumed in it, seed, layout); the
+Trainer saves it in checkpoints, and after ``load_state_dict`` the loader yields exactly the
+batches that the interrupted run had not consumed yet.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import DataLoader
+
+from .decode import SampleDecoder, Transform
+from .plan import EpochPlan
+from .stream import ShardIterable
+from .urls import ShardSet, resolve_shards
+
+log = logging.getLogger("lit_diffusion.data")
+
+_LAYOUT_KEYS = ("seed", "world_size", "num_workers", "batch_size", "samples_per_epoch", "fingerprint")
+
+
+class ShardDataModule(pl.LightningDataModule):
+    """Stream training (and validation) batches from WebDataset shards.
+
+    Args:
+        train_shards: a folder with dataset.json, a dataset.json path/URL, or shard URLs (brace
+            patterns, ``::``-joined lists, local paths, ``pipe:`` commands, http(s) URLs).
+        val_shards: the same for the validation split (None: no validation loader).
+        dataset_json: dataset.json of ``train_shards`` when it cannot be found beside them.
+        val_dataset_json: the same for ``val_shards``.
+        batch_size: samples per batch on each device (per rank).
+        val_batch_size: validation batch size per device (None: ``batch_size``).
+        num_workers: DataLoader worker processes per rank (0: read in the main process).
+        shuffle_buffer: samples held by each worker's shuffle buffer (0 or 1: no buffer shuffle).
+        shuffle_shards: visit shards in a new seeded order every epoch.
+        seed: the stream is a function of (seed, epoch, rank, worker).
+        hflip: random horizontal flip (probability 1/2) of training images or [C, H, W] tensors.
+        transform: optional ``f(x, generator) -> x`` applied to each training sample after the
+            conversion to float; it must draw randomness from ``generator`` (seeded per sample).
+        labels: return ``label`` (None: when dataset.json has classes).
+        on_error: "raise" (default) stops at the first bad sample with an error naming the shard,
+            key and problem; "skip" drops it, counts it (``skipped``) and logs a warning.
+        samples_per_epoch: length of a training epoch in samples (None: the dataset size); more
+            than the dataset wraps around into fresh shard orders (resampling).
+        pin_memory: DataLoader ``pin_memory``.
+        prefetch_factor: batches prefetched by each worker.
+        rank: this process's rank when torch.distributed is not initialised (simulated ranks).
+        world_size: the number of ranks in that case; give both or neither.
+    """
+
+    def __init__(
+        self,
+        train_shards: str,
+        val_shards: str | None = None,
+        dataset_json: str | None = None,
+        val_dataset_json: str | None = None,
+        batch_size: int = 64,
+        val_batch_size: int | None = None,
+        num_workers: int = 2,
+        shuffle_buffer: int = 1000,
+        shuffle_shards: bool = True,
+        seed: int = 0,
+        hflip: bool = False,
+        transform: Transform | None = None,
+        labels: bool | None = None,
+        on_error: Literal["raise", "skip"] = "raise",
+        samples_per_epoch: int | None = None,
+        pin_memory: bool = False,
+        prefetch_factor: int = 2,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ):
+        super().__init__()
+
+        def bad(option: str, why: str):
+            raise ValueError(f"ShardDataModule: {option}: {why}")
+
+        if not train_shards:
+            bad("train_shards", "required (a folder, a dataset.json or shard URLs)")
+        if batch_size < 1:
+            bad("batch_size", f"must be >= 1, got {batch_size}")
+        if val_batch_size is not None and val_batch_size < 1:
+            bad("val_batch_size", f"must be >= 1, got {val_batch_size}")
+        if val_batch_size is not None and val_shards is None:
+            bad("val_batch_size", "given without val_shards")
+        if val_dataset_json is not None and val_shards is None:
+            bad("val_dataset_json", "given without val_shards")
+        if num_workers < 0:
+            bad("num_workers", f"must be >= 0, got {num_workers}")
+        if shuffle_buffer < 0:
+            bad("shuffle_buffer", f"must be >= 0, got {shuffle_buffer}")
+        if on_error not in ("raise", "skip"):
+            bad("on_error", f"must be 'raise' or 'skip', got {on_error!r}")
+        if samples_per_epoch is not None and samples_per_epoch < 1:
+            bad("samples_per_epoch", f"must be >= 1, got {samples_per_epoch}")
+        if prefetch_factor < 1:
+            bad("prefetch_factor", f"must be >= 1, got {prefetch_factor}")
+        if (rank is None) != (world_size is None):
+            bad("rank/world_size", "give both or neither")
+        if world_size is not None and not 0 <= rank < world_size:
+            bad("rank", f"must be in [0, world_size={world_size}), got {rank}")
+        if transform is not None and not callable(transform):
+            bad("transform", f"must be callable, got {type(transform).__name__}")
+        self.train_shards, self.val_shards = train_shards, val_shards
+        self.dataset_json, self.val_dataset_json = dataset_json, val_dataset_json
+        self.batch_size, self.val_batch_size = batch_size, val_batch_size or batch_size
+        self.num_workers, self.shuffle_buffer, self.shuffle_shards = num_workers, shuffle_buffer, shuffle_shards
+        self.seed, self.hflip, self.transform, self.labels = seed, hflip, transform, labels
+        self.on_error, self.samples_per_epoch = on_error, samples_per_epoch
+        self.pin_memory, self.prefetch_factor = pin_memory, prefetch_factor
+        self.rank, self.world_size = rank, world_size
+        self.train_set: ShardSet | None = None
+        self.val_set: ShardSet | None = None
+        self._epoch = 0  # epoch counter when no Trainer is attached
+        self._progress = (0, 0)  # (epoch, batches consumed in it)
+        self._resume: dict | None = None
+        self._skip_counter = None
+
+    # ------------------------------------------------------------ setup
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None:
+            check = self.on_error == "raise"
+            self.train_set = resolve_shards(self.train_shards, self.dataset_json, check_exists=check)
+            info = self.train_set.info
+            if self.hflip and (info.kind == "pair" or len(info.shape) != 3):
+                raise ValueError(f"ShardDataModule: hflip: needs [C, H, W] images or tensors, the dataset is "
+                                 f"kind {info.kind!r} with shape {info.shape}")
+            if self.labels and not info.labeled:
+                raise ValueError("ShardDataModule: labels: True but dataset.json has no classes")
+            if self.val_shards is not None:
+                self.val_set = resolve_shards(self.val_shards, self.val_dataset_json, check_exists=check)
+            self.train_plan(1)  # fail now if one batch per rank does not fit
+
+    @property
+    def info(self):
+        """dataset.json of the training shards (after ``setup``)."""
+        self.setup()
+        return self.train_set.info
+
+    def _rank_world(self) -> tuple[int, int]:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+            if self.world_size is not None and (self.rank, self.world_size) != (rank, world):
+                raise ValueError(f"ShardDataModule: rank/world_size={self.rank}/{self.world_size} contradict "
+                                 f"torch.distributed ({rank}/{world})")
+            return rank, world
+        if self.world_size is not None:
+            return self.rank, self.world_size
+        return 0, 1
+
+    def train_plan(self, world_size: int | None = None) -> EpochPlan:
+        self.setup()
+        world = self._rank_world()[1] if world_size is None else world_size
+        return EpochPlan(tuple(self.train_set.counts), self.batch_size, world, self.num_workers, self.seed,
+                         self.shuffle_shards, self.samples_per_epoch, pad=False)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Training batches per rank per epoch."""
+        return self.train_plan().steps
+
+    @property
+    def skipped(self) -> int:
+        """Samples skipped (``on_error="skip"``) by this process and its loader workers so far."""
+        return 0 if self._skip_counter is None else int(self._skip_counter.value)
+
+    def _labels(self, info) -> bool:
+        return info.labeled if self.labels is None else self.labels
+
+    # ------------------------------------------------------------ loaders
+
+    def current_epoch(self) -> int:
+        trainer = getattr(self, "trainer", None)
+        return trainer.current_epoch if trainer is not None else self._epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch of the next training iteration (without a Trainer)."""
+        self._epoch = epoch
+
+    def _loader(self, dataset: ShardIterable) -> DataLoader:
+        kwargs: dict[str, Any] = {}
+        if self.num_workers > 0:
+            kwargs = dict(prefetch_factor=self.prefetch_factor, persistent_workers=False)
+        return DataLoader(dataset, batch_size=None, num_workers=self.num_workers, pin_memory=self.pin_memory,
+                          in_order=True, **kwargs)
+
+    def train_dataloader(self) -> "ShardLoader":
+        self.setup()
+        if self._skip_counter is None:
+            self._skip_counter = multiprocessing.Value("q", 0)
+        return ShardLoader(self, train=True)
+
+    def val_dataloader(self):
+        self.setup()
+        if self.val_set is None:
+            return []
+        if self._skip_counter is None:
+            self._skip_counter = multiprocessing.Value("q", 0)
+        return ShardLoader(self, train=False)
+
+    def _make_iterable(self, train: bool, epoch: int, start_batch: int) -> ShardIterable:
+        rank, world = self._rank_world()
+        shards = self.train_set if train else self.val_set
+        if train:
+            plan = self.train_plan(world)
+        else:
+            plan = EpochPlan(tuple(shards.counts), self.val_batch_size, world, self.num_workers, self.seed,
+                             shuffle_shards=False, pad=True)
+        decoder = SampleDecoder(shards.info, self._labels(shards.info))
+        return ShardIterable(shards.urls, plan, decoder, rank, epoch, start_batch,
+                             shuffle_buffer=self.shuffle_buffer if train else 0,
+                             hflip=self.hflip and train, transform=self.transform if train else None,
+                             on_error=self.on_error, skip_counter=self._skip_counter)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_skip_counter"] = None  # a shared counter cannot be pickled; a copy counts afresh
+        return state
+
+    # ------------------------------------------------------------ resumable state
+
+    def _layout(self) -> dict:
+        return {"seed": self.seed, "world_size": self._rank_world()[1], "num_workers": self.num_workers,
+                "batch_size": self.batch_size, "samples_per_epoch": self.samples_per_epoch,
+                "fingerprint": self.info.fingerprint}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Position of the training stream: epoch, batches consumed in it, and the layout."""
+        epoch, batches = self._progress
+        if self._resume is not None:  # restored and not iterated yet
+            epoch, batches = int(self._resume["epoch"]), int(self._resume["batches"])
+        if batches >= self.steps_per_epoch:
+            epoch, batches = epoch + 1, 0
+        return {"epoch": epoch, "batches": batches, **self._layout()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Resume: the next training iteration of epoch ``state["epoch"]`` skips consumed batches."""
+        missing = [k for k in ("epoch", "batches", *_LAYOUT_KEYS) if k not in state_dict]
+        if missing:
+            raise ValueError(f"ShardDataModule.load_state_dict: state lacks {missing}")
+        self._resume = dict(state_dict)
+        self._progress = (0, 0)
+        self._epoch = int(state_dict["epoch"])
+
+    def _start_batch(self, epoch: int) -> int:
+        if self._resume is None:
+            return 0
+        state, self._resume = self._resume, None
+        layout = self._layout()
+        diff = {k: (state[k], layout[k]) for k in _LAYOUT_KEYS if state[k] != layout[k]}
+        if diff:
+            changes = ", ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diff.items())
+            raise ValueError(f"ShardDataModule: cannot resume the data stream exactly, the layout changed "
+                             f"({changes}); use the saved values or start from a fresh epoch")
+        if state["epoch"] != epoch:
+            log.warning("data state is for epoch %d but epoch %d starts; starting it from its first batch",
+                        state["epoch"], epoch)
+            return 0
+        return int(state["batches"])
+
+
+class ShardLoader:
+    """One epoch of batches per ``iter()``; ``len()`` is the steps per epoch; stateful for Lightning."""
+
+    def __init__(self, dm: ShardDataModule, train: bool):
+        self.dm, self.train = dm, train
+
+    def __len__(self) -> int:
+        if self.train:
+            return self.dm.steps_per_epoch
+        shards = self.dm.val_set
+        world = self.dm._rank_world()[1]
+        return EpochPlan(tuple(shards.counts), self.dm.val_batch_size, world, self.dm.num_workers, 0, pad=True).steps
+
+    def __iter__(self):
+        dm = self.dm
+        if not self.train:
+            yield from dm._loader(dm._make_iterable(False, 0, 0))
+            return
+        epoch = dm.current_epoch()
+        start = dm._start_batch(epoch)
+        skipped_before = dm.skipped
+        dm._progress = (epoch, start)
+        for batch in dm._loader(dm._make_iterable(True, epoch, start)):
+            dm._progress = (epoch, dm._progress[1] + 1)
+            yield batch
+        dm._epoch = epoch + 1
+        if dm.skipped > skipped_before:
+            log.warning("epoch %d: on_error=skip skipped %d sample(s) (%d in total so far)", epoch,
+                        dm.skipped - skipped_before, dm.skipped)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.dm.state_dict() if self.train else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if self.train and state_dict:
+            self.dm.load_state_dict(state_dict)

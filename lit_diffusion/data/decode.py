@@ -1,0 +1,126 @@
+"""Reader side: check and decode raw samples, and collate them into batches.
+
+Images (png/jpg) are decoded with ``torchvision.io.decode_image`` (about 3x faster than PIL on
+32x32 JPEGs) to uint8 (C, H, W); a batch is stacked and flipped in uint8 and converted once to
+float32 in [-1, 1] (``u / 127.5 - 1``). ``npy`` tensors become float32; latent tensors are
+normalised as ``(z - latent_shift) * latent_scale`` from dataset.json.
+
+A batch is a dict::
+
+    "x"      float32 (B, C, H, W) or (B, D)   images in [-1, 1], tensors, or the pair's target
+    "label"  int64 (B,)                        when the dataset is labeled (and labels are on)
+    "noise"  float32 like "x"                  pair datasets only (e.g. reflow couplings)
+    "key"    list[str]                         sample keys (source index), for tracing
+"""
+from __future__ import annotations
+
+import io
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torchvision.io import ImageReadMode, decode_image
+
+from .dataset_json import DatasetInfo
+from .errors import DataError
+from .shardio import RawSample
+
+IMAGE_EXTS = ("png", "jpg", "jpeg")
+Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+class SampleDecoder:
+    """Checks members (cheap, before the shuffle) and decodes (after it), per dataset.json."""
+
+    def __init__(self, info: DatasetInfo, labels: bool):
+        if labels and not info.labeled:
+            raise ValueError("labels=True but dataset.json has num_classes=0 (an unlabeled dataset)")
+        self.info, self.labels = info, labels
+        self.shape = tuple(info.shape)
+        self.scale = 1.0 if info.latent_scale is None else float(info.latent_scale)
+        self.shift = 0.0 if info.latent_shift is None else float(info.latent_shift)
+        if info.kind == "image":
+            self.required: tuple[str, ...] = ()
+        elif info.kind == "tensor":
+            self.required = ("npy",)
+        else:
+            self.required = ("noise.npy", "target.npy")
+        if labels:
+            self.required += ("cls",)
+
+    def check(self, raw: RawSample) -> None:
+        """Raise DataError when a member is missing (no decoding)."""
+        m = raw.members
+        if self.info.kind == "image" and not any(e in m for e in IMAGE_EXTS):
+            raise DataError(f"missing image member (png/jpg); members are {sorted(m)}", raw.url, raw.key)
+        for ext in self.required:
+            if ext not in m:
+                raise DataError(f"missing {ext!r} (members are {sorted(m)})", raw.url, raw.key)
+
+    def _image(self, raw: RawSample) -> torch.Tensor:
+        ext = next(e for e in IMAGE_EXTS if e in raw.members)
+        data = raw.members[ext]
+        try:
+            x = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.UNCHANGED)
+        except (RuntimeError, ValueError) as e:
+            raise DataError(f"cannot decode {ext} ({len(data)} bytes): {e}", raw.url, raw.key) from None
+        if tuple(x.shape) != self.shape:
+            raise DataError(f"wrong shape: image is {list(x.shape)}, dataset.json says {list(self.shape)}",
+                            raw.url, raw.key)
+        return x
+
+    def _array(self, raw: RawSample, ext: str) -> torch.Tensor:
+        try:
+            a = np.load(io.BytesIO(raw.members[ext]), allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise DataError(f"cannot decode {ext}: {e}", raw.url, raw.key) from None
+        if tuple(a.shape) != self.shape:
+            raise DataError(f"wrong shape: {ext} is {list(a.shape)}, dataset.json says {list(self.shape)}",
+                            raw.url, raw.key)
+        if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
+            raise DataError(f"{ext} has dtype {a.dtype}, expected real numbers", raw.url, raw.key)
+        return torch.from_numpy(a.astype(np.float32))
+
+    def _label(self, raw: RawSample) -> int:
+        text = raw.members["cls"]
+        try:
+            y = int(text.decode("ascii").strip())
+        except (UnicodeDecodeError, ValueError):
+            raise DataError(f"bad label {text[:20]!r} in 'cls'", raw.url, raw.key) from None
+        if not 0 <= y < self.info.num_classes:
+            raise DataError(f"label {y} out of range [0, {self.info.num_classes})", raw.url, raw.key)
+        return y
+
+    def decode(self, raw: RawSample) -> dict:
+        out: dict = {"key": raw.key}
+        kind = self.info.kind
+        if kind == "image":
+            out["x"] = self._image(raw)
+        elif kind == "tensor":
+            out["x"] = (self._array(raw, "npy") - self.shift) * self.scale
+        else:
+            out["x"] = self._array(raw, "target.npy")
+            out["noise"] = self._array(raw, "noise.npy")
+        if self.labels:
+            out["label"] = self._label(raw)
+        return out
+
+
+def collate(samples: Sequence[dict], flips: np.ndarray, kind: str,
+            transform: Transform | None = None, seeds: np.ndarray | None = None) -> dict:
+    """Stack decoded samples; flip rows where ``flips``; images to float in [-1, 1]."""
+    x = torch.stack([s["x"] for s in samples])
+    rows = torch.from_numpy(np.flatnonzero(flips))
+    if len(rows):
+        x[rows] = x[rows].flip(-1)
+    if kind == "image":
+        x = x.to(torch.float32).div_(127.5).sub_(1.0)
+    if transform is not None:
+        x = torch.stack([transform(x[i], torch.Generator().manual_seed(int(seeds[i]))) for i in range(len(x))])
+    batch = {"x": x}
+    if "noise" in samples[0]:
+        batch["noise"] = torch.stack([s["noise"] for s in samples])
+    if "label" in samples[0]:
+        batch["label"] = torch.tensor([s["label"] for s in samples], dtype=torch.int64)
+    batch["key"] = [s["key"] for s in samples]
+    return batch
