@@ -52,33 +52,53 @@ class GaussianMixture:
         z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
         return self.means[labels] + (chol[labels] @ z[:, :, None])[:, :, 0], labels
 
-    def _component_log_probs(self, x, means, covs):
-        diff = x[:, None, :] - means[None]  # (B, K, D)
-        chol = torch.linalg.cholesky(covs)  # (K, D, D) or (B, K, D, D)
-        sol = torch.linalg.solve_triangular(chol.expand(diff.shape[:2] + chol.shape[-2:]), diff[..., None], upper=False)[..., 0]
-        logdet = 2 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
-        return -0.5 * (sol.pow(2).sum(-1) + logdet + self.dim * math.log(2 * math.pi)) + torch.log(self.weights)
-
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.logsumexp(self._component_log_probs(x.double(), self.means, self.covs), dim=1)
+        """log density of x (B, D) under the mixture."""
+        return torch.logsumexp(self._log_joint(x.double(), torch.ones(x.shape[0], dtype=torch.float64),
+                                               torch.zeros(x.shape[0], dtype=torch.float64))[0], dim=1)
+
+    def _log_joint(self, x, a, s):
+        """log pi_k N(x; a mu_k, a^2 S_k + s^2 I) (B, K), plus the projections and eigenvalues used by
+        `posterior`. S_k = U_k diag(l_k) U_k^T is diagonalised once, so C_k is diagonal in U_k's basis
+        and no per-sample matrix is ever inverted."""
+        lam, basis = self._eig
+        a, s = a[:, None, None], s[:, None, None]
+        resid = x[:, None, :] - a * self.means[None]  # (B, K, D)
+        y = torch.einsum("kdj,bkd->bkj", basis, resid)  # coordinates in each component's eigenbasis
+        var = a**2 * lam[None] + s**2  # (B, K, D): eigenvalues of C_k
+        logp = -0.5 * ((y**2 / var).sum(-1) + torch.log(var).sum(-1) + self.dim * math.log(2 * math.pi))
+        return logp + torch.log(self.weights), y, var
+
+    @property
+    def _eig(self):
+        if not hasattr(self, "_eig_cache"):
+            self._eig_cache = torch.linalg.eigh(self.covs)  # (K, D), (K, D, D)
+        return self._eig_cache
 
     def posterior(self, x_t: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """E[x0 | x_t] (B, D) and Cov[x0 | x_t] (B, D, D); alpha, sigma of shape (B,)."""
         x = x_t.double().reshape(x_t.shape[0], self.dim)
-        a = alpha.double().reshape(-1, 1, 1, 1)
-        s = sigma.double().reshape(-1, 1, 1, 1)
-        eye = torch.eye(self.dim, dtype=torch.float64)
-        covs = self.covs[None]  # (1, K, D, D)
-        c = a**2 * covs + s**2 * eye  # (B, K, D, D)
-        logp = self._component_log_probs(x, a[:, :, :, 0] * self.means[None], c)  # (B, K)
-        resp = torch.softmax(logp, dim=1)
-        gain = a * covs @ torch.linalg.inv(c)  # alpha S C^{-1}
-        resid = x[:, None, :] - a[:, :, :, 0] * self.means[None]
-        m_k = self.means[None] + (gain @ resid[..., None])[..., 0]  # (B, K, D)
-        cov_k = covs - a * gain @ covs
+        a, s = alpha.double().reshape(-1), sigma.double().reshape(-1)
+        logp, y, var = self._log_joint(x, a, s)
+        resp = torch.softmax(logp, dim=1)  # (B, K)
+        lam, basis = self._eig
+        a3 = a[:, None, None]
+        # mean_k = mu_k + U (a l / var) y ;  cov_k = U diag(l s^2 / var) U^T
+        m_k = self.means[None] + torch.einsum("kdj,bkj->bkd", basis, a3 * lam[None] / var * y)
+        cov_diag = lam[None] * s[:, None, None] ** 2 / var  # (B, K, D)
+        cov_k = torch.einsum("kdj,bkj,kej->bkde", basis, cov_diag, basis)
         mean = (resp[..., None] * m_k).sum(1)
         second = (resp[..., None, None] * (cov_k + m_k[..., :, None] * m_k[..., None, :])).sum(1)
         return mean, second - mean[:, :, None] * mean[:, None, :]
+
+    def posterior_mean(self, x_t: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """E[x0 | x_t] (B, D) alone (cheaper than `posterior`)."""
+        x = x_t.double().reshape(x_t.shape[0], self.dim)
+        a, s = alpha.double().reshape(-1), sigma.double().reshape(-1)
+        logp, y, var = self._log_joint(x, a, s)
+        lam, basis = self._eig
+        m_k = self.means[None] + torch.einsum("kdj,bkj->bkd", basis, a[:, None, None] * lam[None] / var * y)
+        return (torch.softmax(logp, dim=1)[..., None] * m_k).sum(1)
 
 
 def oracle_network(mixture: GaussianMixture, objective):
@@ -88,8 +108,7 @@ def oracle_network(mixture: GaussianMixture, objective):
     def net(x_in: torch.Tensor, t: torch.Tensor, cond=None) -> torch.Tensor:
         c = PathCoefficients.at(objective.path, t, x_in)
         x_t = x_in / objective.parameterisation.net_input(torch.ones_like(x_in), c)
-        x0, _ = mixture.posterior(x_t, c.alpha.flatten(), c.sigma.flatten())
-        x0 = x0.to(x_in.dtype).reshape(x_in.shape)
+        x0 = mixture.posterior_mean(x_t, c.alpha.flatten(), c.sigma.flatten()).to(x_in.dtype).reshape(x_in.shape)
         return objective.parameterisation.target(Prediction(x0, (x_t - c.alpha * x0) / c.sigma), x_t, c)
 
     return net

@@ -18,7 +18,7 @@ from lit_diffusion.samplers.heun import heun_step, heun_steps_for_nfe, sample_he
 # name -> (function, steps for a requested nfe, default grid)
 SAMPLERS = {
     "euler": (sample_euler, lambda nfe: nfe, "uniform"),
-    "heun": (sample_heun, heun_steps_for_nfe, "uniform"),
+    "heun": (sample_heun, heun_steps_for_nfe, "edm"),
     "ddim": (sample_ddim, lambda nfe: nfe, "uniform"),
     "ddpm": (sample_ddpm, lambda nfe: nfe, "uniform"),
     "dpm++2m": (sample_dpm_solver_2m, lambda nfe: nfe, "logsnr"),

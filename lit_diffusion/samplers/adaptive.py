@@ -2,7 +2,7 @@
 
 The Butcher tableau below is the published one (Dormand & Prince 1980, Table 2; Hairer, Norsett &
 Wanner, "Solving ODEs I", Table II.5.2). The sampler integrates the probability-flow ODE from t_max
-to the path's t_min and, when t_min > 0, takes one final denoising evaluation x0(x, t_min).
+to a small t_end and takes one final denoising evaluation x0(x, t_end).
 """
 from __future__ import annotations
 
@@ -69,12 +69,16 @@ def dopri5(f: Callable[[float, torch.Tensor], torch.Tensor], y0: torch.Tensor, t
 
 
 def sample_adaptive(path, predict, x, grid=None, generator=None, rtol: float = 1e-5, atol: float = 1e-5,
-                    t_max: float = 1.0) -> SamplerOutput:
-    """Probability-flow ODE with dopri5; the grid is ignored except for its first point (t_max)."""
+                    t_max: float = 1.0, t_end: float | None = None) -> SamplerOutput:
+    """Probability-flow ODE with dopri5 from the grid's first point (or t_max) to t_end, then one final
+    denoising evaluation. t_end defaults to the path's t_min, or 1e-4 where that is 0: the solver's
+    last stage must not land on sigma = 0, where (x0, eps) are not both determined by x_t."""
     counter = CountingPredictor(predict)
     start = float(grid[0]) if grid is not None else t_max
-    t_end = float(path.t_min)
+    if t_end is None:
+        t_end = float(path.t_min) if path.t_min > 0 else 1e-4
+    if not 0.0 < t_end < start:
+        raise ValueError(f"adaptive sampler: need 0 < t_end < t_start, got t_end={t_end}, t_start={start}")
     x, _ = dopri5(lambda t, y: velocity(path, counter(y, t), t), x, start, t_end, rtol=rtol, atol=atol)
-    if t_end > 0.0:
-        x = counter(x, t_end).x0
+    x = counter(x, t_end).x0
     return SamplerOutput(x, counter.calls)

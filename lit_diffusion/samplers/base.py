@@ -68,11 +68,13 @@ def velocity(path, pred: Prediction, t) -> torch.Tensor:
     return c.d_alpha * pred.x0 + c.d_sigma * pred.eps
 
 
-def step_size(t, s, x: torch.Tensor):
-    """s - t, as a float or, for per-sample times, shaped to broadcast against x."""
-    if isinstance(t, torch.Tensor) or isinstance(s, torch.Tensor):
-        return per_sample(torch.as_tensor(s) - torch.as_tensor(t), x)
-    return s - t
+def path_values(path, t, x: torch.Tensor):
+    """(alpha_t, sigma_t): floats for a float t, tensors broadcasting against x for a (B,) tensor t."""
+    if isinstance(t, torch.Tensor):
+        tt = per_sample(t.double(), x).double()
+        return path.alpha(tt).to(x.dtype), path.sigma(tt).to(x.dtype)
+    c = Coefficients.at(path, t)
+    return c.alpha, c.sigma
 
 
 def check_grid(grid: torch.Tensor) -> list[float]:

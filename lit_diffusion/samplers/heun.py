@@ -1,21 +1,35 @@
-"""Heun's second-order method (Karras et al. 2022, Alg. 1) on dx/dt = alpha' x0 + sigma' eps.
+"""Heun's second-order method in EDM's form (Karras et al. 2022, Alg. 1 with eq. 4): on the state x/alpha
+against the noise level sigma/alpha, with the trapezoidal average of the two noise estimates:
 
-As in EDM, the last step (to t = 0, where sigma may vanish) is a plain Euler step, so N steps cost
-2N - 1 evaluations; a requested NFE maps to the largest odd count not above it.
+x_s = alpha_s [x_t / alpha_t + (sigma_s/alpha_s - sigma_t/alpha_t) (eps_t + eps_s) / 2].
+
+The last step is an Euler step, as in EDM, and so is any step that starts at alpha_t = 0 (pure noise
+on linear paths) or ends at sigma_s = 0, where the correction is undefined. So N steps cost
+2N - 1 evaluations (2N - 2 on paths with alpha_1 = 0); the reported NFE is always the count made.
 """
 from __future__ import annotations
 
 import torch
 
-from lit_diffusion.samplers.base import CountingPredictor, SamplerOutput, check_grid, step_size, velocity
+from lit_diffusion.samplers.base import CountingPredictor, SamplerOutput, check_grid, path_values
+from lit_diffusion.samplers.euler import euler_step
 
 
 def heun_step(path, predict, x: torch.Tensor, t, s) -> torch.Tensor:
-    """One Heun step from t to s (floats, or (B,) tensors for per-sample times); two evaluations."""
-    h = step_size(t, s, x)
-    d_t = velocity(path, predict(x, t), t)
-    d_s = velocity(path, predict(x + h * d_t, s), s)
-    return x + 0.5 * h * (d_t + d_s)
+    """One Heun step from t to s (floats, or (B,) tensors for per-sample times); two evaluations,
+    or one where the step has to be an Euler step."""
+    alpha_t, sigma_t = path_values(path, t, x)
+    alpha_s, sigma_s = path_values(path, s, x)
+    pred_t = predict(x, t)
+    x_euler = alpha_s * pred_t.x0 + sigma_s * pred_t.eps
+    euler_only = (alpha_t == 0) | (sigma_s == 0) if isinstance(alpha_t, torch.Tensor) else (alpha_t == 0 or sigma_s == 0)
+    if euler_only is True or (isinstance(euler_only, torch.Tensor) and bool(euler_only.all())):
+        return x_euler
+    eps_s = predict(x_euler, s).eps
+    if isinstance(alpha_t, torch.Tensor):
+        alpha_t = torch.where(alpha_t == 0, torch.ones_like(alpha_t), alpha_t)  # masked out below
+    heun = alpha_s * (x / alpha_t + (sigma_s / alpha_s - sigma_t / alpha_t) * 0.5 * (pred_t.eps + eps_s))
+    return torch.where(euler_only, x_euler, heun) if isinstance(euler_only, torch.Tensor) else heun
 
 
 def sample_heun(path, predict, x: torch.Tensor, grid: torch.Tensor, generator=None) -> SamplerOutput:
@@ -23,10 +37,7 @@ def sample_heun(path, predict, x: torch.Tensor, grid: torch.Tensor, generator=No
     times = check_grid(grid)
     last = len(times) - 2
     for i, (t, s) in enumerate(zip(times, times[1:])):
-        if i < last:
-            x = heun_step(path, counter, x, t, s)
-        else:
-            x = x + (s - t) * velocity(path, counter(x, t), t)
+        x = heun_step(path, counter, x, t, s) if i < last else euler_step(path, counter, x, t, s)
     return SamplerOutput(x, counter.calls)
 
 
