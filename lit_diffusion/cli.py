@@ -7,6 +7,7 @@ import sys
 # subcommand -> (module, help). Each module has main(argv: list[str]) -> int | None.
 SUBCOMMANDS = {
     "data": ("lit_diffusion.data.commands", "build and inspect WebDataset shards"),
+    "toy2d": ("lit_diffusion.compare.toy2d", "train every objective on a 2-D toy distribution and compare"),
 }
 
 
