@@ -61,11 +61,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def build(spec: str, args: argparse.Namespace, device: torch.device | str) -> tuple[torch.nn.Module, list[int], int]:
+def build(spec: str, args: argparse.Namespace, device, checkpointing: bool) -> tuple[torch.nn.Module, list[int], int]:
     family, _, name = spec.partition(":")
     cls, _ = FAMILIES[family]
     shape, classes = (args.dit_shape, args.dit_classes) if family == "dit" else (args.unet_shape, args.unet_classes)
-    kwargs = {"in_channels": shape[0], "num_classes": classes, "activation_checkpointing": args.activation_checkpointing}
+    kwargs = {"in_channels": shape[0], "num_classes": classes, "activation_checkpointing": checkpointing}
     if family == "dit":
         kwargs["input_size"] = tuple(shape[1:])
     with torch.device(device):
@@ -89,8 +89,11 @@ def train_step(model, x, t, cond, target, autocast_dtype):
 
 
 def count_flops(spec: str, args: argparse.Namespace, batch: int) -> tuple[int, int, int]:
-    """(forward flops, forward + backward flops, parameters) for one step of `batch`, counted on the meta device."""
-    model, shape, classes = build(spec, args, "meta")
+    """(forward flops, forward + backward flops, parameters) for one step of `batch`, counted on the meta device.
+
+    Model FLOPs: counted without activation checkpointing, so recomputation does not inflate TFLOP/s or MFU.
+    """
+    model, shape, classes = build(spec, args, "meta", checkpointing=False)
     x, t, cond, target = make_batch(batch, shape, classes, torch.device("meta"))
     with FlopCounterMode(display=False) as forward_counter:
         model(x, t, cond)
@@ -124,7 +127,7 @@ def peak_bf16_matmul_tflops(device: torch.device, n: int = 8192, repeats: int = 
 
 def measure(spec, batch, precision, compiled, args, device) -> dict:
     torch.manual_seed(0)
-    model, shape, classes = build(spec, args, device)
+    model, shape, classes = build(spec, args, device, checkpointing=args.activation_checkpointing)
     if precision == "bf16-true":
         model = model.to(torch.bfloat16)
     x, t, cond, target = make_batch(batch, shape, classes, device)

@@ -1,0 +1,32 @@
+"""The throughput benchmark runs end to end on the CPU and prints its command and a complete table."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "backbone_throughput.py"
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("backbone_throughput", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_prints_command_and_table(capsys):
+    bench = load_benchmark()
+    bench.main(["--presets", "dit:debug,unet:debug", "--batch-sizes", "2", "--precisions", "fp32,bf16-mixed",
+                "--steps", "1", "--warmup", "1", "--device", "cpu", "--dit-shape", "3,8,8", "--unet-shape", "1,8,8",
+                "--activation-checkpointing"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("# command: python ") and "--presets dit:debug,unet:debug" in lines[0]
+    rows = [line for line in lines if line.startswith("| dit:") or line.startswith("| unet:")]
+    assert len(rows) == 4 and all(len(row.split("|")) == 14 for row in rows)
+    train, forward = float(rows[0].split("|")[10]), float(rows[0].split("|")[9])
+    assert train == pytest.approx(3 * forward, rel=0.05)  # model FLOPs: recomputation is not counted
+
+
+def test_benchmark_rejects_unknown_preset():
+    with pytest.raises(SystemExit):
+        load_benchmark().parse_args(["--presets", "dit:huge"])
