@@ -45,6 +45,7 @@ class ShardDataModule(pl.LightningDataModule):
         transform: optional ``f(x, generator) -> x`` applied to each training sample after the
             conversion to float; it must draw randomness from ``generator`` (seeded per sample).
         labels: return ``label`` (None: when dataset.json has classes).
+        decoder: image decoder, "torchvision" (torchvision.io, fast) or "pil".
         on_error: "raise" (default) stops at the first bad sample with an error naming the shard,
             key and problem; "skip" drops it, counts it (``skipped``) and logs a warning.
         samples_per_epoch: length of a training epoch in samples (None: the dataset size); more
@@ -70,6 +71,7 @@ class ShardDataModule(pl.LightningDataModule):
         hflip: bool = False,
         transform: Transform | None = None,
         labels: bool | None = None,
+        decoder: Literal["torchvision", "pil"] = "torchvision",
         on_error: Literal["raise", "skip"] = "raise",
         samples_per_epoch: int | None = None,
         pin_memory: bool = False,
@@ -106,6 +108,8 @@ class ShardDataModule(pl.LightningDataModule):
             bad("rank/world_size", "give both or neither")
         if world_size is not None and not 0 <= rank < world_size:
             bad("rank", f"must be in [0, world_size={world_size}), got {rank}")
+        if decoder not in ("torchvision", "pil"):
+            bad("decoder", f"must be 'torchvision' or 'pil', got {decoder!r}")
         if transform is not None and not callable(transform):
             bad("transform", f"must be callable, got {type(transform).__name__}")
         self.train_shards, self.val_shards = train_shards, val_shards
@@ -113,7 +117,7 @@ class ShardDataModule(pl.LightningDataModule):
         self.batch_size, self.val_batch_size = batch_size, val_batch_size or batch_size
         self.num_workers, self.shuffle_buffer, self.shuffle_shards = num_workers, shuffle_buffer, shuffle_shards
         self.seed, self.hflip, self.transform, self.labels = seed, hflip, transform, labels
-        self.on_error, self.samples_per_epoch = on_error, samples_per_epoch
+        self.decoder, self.on_error, self.samples_per_epoch = decoder, on_error, samples_per_epoch
         self.pin_memory, self.prefetch_factor = pin_memory, prefetch_factor
         self.rank, self.world_size = rank, world_size
         self.train_set: ShardSet | None = None
@@ -137,7 +141,7 @@ class ShardDataModule(pl.LightningDataModule):
                 raise ValueError("ShardDataModule: labels: True but dataset.json has no classes")
             if self.val_shards is not None:
                 self.val_set = resolve_shards(self.val_shards, self.val_dataset_json, check_exists=check)
-            self.train_plan(1)  # fail now if one batch per rank does not fit
+            self.train_plan()  # fail now if one batch per rank does not fit
 
     @property
     def info(self):
@@ -214,7 +218,7 @@ class ShardDataModule(pl.LightningDataModule):
         else:
             plan = EpochPlan(tuple(shards.counts), self.val_batch_size, world, self.num_workers, self.seed,
                              shuffle_shards=False, pad=True)
-        decoder = SampleDecoder(shards.info, self._labels(shards.info))
+        decoder = SampleDecoder(shards.info, self._labels(shards.info), self.decoder)
         return ShardIterable(shards.urls, plan, decoder, rank, epoch, start_batch,
                              shuffle_buffer=self.shuffle_buffer if train else 0,
                              hflip=self.hflip and train, transform=self.transform if train else None,

@@ -53,6 +53,16 @@ class ShardStream:
             self.file = gzip.GzipFile(fileobj=raw, mode="rb")
         self._raw = raw
 
+    def failed_status(self) -> int | None:
+        """A pipe's non-zero exit status once it has ended (waits up to 5 s), else None."""
+        if self.proc is None:
+            return None
+        try:
+            rc = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return None
+        return rc or None
+
     def close(self, complete: bool) -> None:
         """Close; when the whole stream was read (``complete``), a failed command is an error."""
         self._raw.close()
@@ -169,9 +179,21 @@ def split_name(name: str) -> tuple[str, str]:
 
 
 def iter_samples(f: BinaryIO, url: str) -> Iterator[RawSample]:
-    """Group consecutive members with the same key into samples."""
+    """Group consecutive members with the same key into samples.
+
+    When the tar is damaged, the sample read just before the damage is still yielded (the
+    reader's member check decides whether it is complete), then the error is raised."""
     key, members, index = None, {}, 0
-    for name, data in iter_members(f, url):
+    names = iter_members(f, url)
+    while True:
+        try:
+            name, data = next(names)
+        except StopIteration:
+            break
+        except DataError:
+            if key is not None:
+                yield RawSample(key, members, url, index)
+            raise
         k, ext = split_name(name)
         if k != key:
             if key is not None:
@@ -195,7 +217,17 @@ def read_shard(url: str, skip: int = 0, take: int | None = None,
         stop = None if take is None else skip + take
         to_end = stop is None or (expected is not None and stop >= expected)
         n = 0
-        for sample in iter_samples(stream.file, url):
+        samples = iter_samples(stream.file, url)
+        while True:
+            try:
+                sample = next(samples)
+            except StopIteration:
+                break
+            except DataError as e:  # a failed command explains a damaged stream better
+                rc = stream.failed_status()
+                if rc is not None:
+                    raise DataError(f"command exited with status {rc} (its stderr is above)", shard=url) from e
+                raise
             if stop is not None and n >= stop:
                 raise DataError(f"shard holds more samples than the {expected} in dataset.json "
                                 f"(stale dataset.json?)", shard=url, key=sample.key)

@@ -77,7 +77,10 @@ class ShardIterable(IterableDataset):
         num_workers = 1 if info is None else info.num_workers
         if num_workers != self.plan.workers:
             raise RuntimeError(f"stream planned for {self.plan.workers} worker(s) but runs in {num_workers}")
-        return self.worker_batches(worker)
+        # The DataLoader asks its workers in turn, starting with worker 0. Batch j of an epoch
+        # belongs to worker j % W, so a stream resumed at batch k must start with worker k % W:
+        # DataLoader worker i plays worker (i + k) % W.
+        return self.worker_batches((worker + self.start_batch) % num_workers)
 
     # --------------------------------------------------------------- raw samples
 

@@ -131,8 +131,11 @@ class ShardSink:
 _WORKER: dict = {}
 
 
-def _init_worker(source: Source, opts: EncodeOptions) -> None:
+def _init_worker(source: Source, opts: EncodeOptions, in_pool: bool = False) -> None:
     _WORKER["source"], _WORKER["opts"] = source, opts
+    torch = sys.modules.get("torch")
+    if in_pool and torch is not None:  # one intra-op thread per encoder process, as DataLoader workers do
+        torch.set_num_threads(1)
 
 
 def _encode_chunk(indices: list[int]) -> list[Encoded]:
@@ -174,7 +177,7 @@ def _encoded_stream(source: Source, order: np.ndarray, opts: EncodeOptions, work
         return
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(source, opts)) as pool:
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(source, opts, True)) as pool:
         for encoded in pool.imap(_encode_chunk, chunks):
             yield from encoded
 
