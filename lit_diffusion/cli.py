@@ -7,6 +7,9 @@ import sys
 # subcommand -> (module, help). Each module has main(argv: list[str]) -> int | None.
 SUBCOMMANDS = {
     "data": ("lit_diffusion.data.commands", "build and inspect WebDataset shards"),
+    "fit": ("lit_diffusion.training.cli", "train a model from a YAML config (LightningCLI)"),
+    "validate": ("lit_diffusion.training.cli", "evaluate the validation loss of a checkpoint"),
+    "test": ("lit_diffusion.training.cli", "evaluate the test loss of a checkpoint"),
     "toy2d": ("lit_diffusion.compare.toy2d", "train every objective on a 2-D toy distribution and compare"),
 }
 
@@ -27,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lit-diffusion: unknown subcommand {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(SUBCOMMANDS[name][0])
+    if module.__name__ == "lit_diffusion.training.cli":  # LightningCLI takes the subcommand itself
+        return int(module.main(argv) or 0)
     return int(module.main(rest) or 0)
 
 

@@ -1,0 +1,88 @@
+"""`lit-diffusion fit|validate|test -c CONFIG.yaml [--section.key value ...]` on LightningCLI.
+
+The configuration schema is the typed signatures of DiffusionModule and ShardDataModule (class_path +
+init_args for the backbone and the objective). On top of plain LightningCLI this adds:
+- `--ckpt_path last`: resume from the newest readable checkpoint under the run directory
+  (`trainer.default_root_dir`/checkpoints), falling back past unreadable ones with a warning;
+- checkpoints written atomically (last + every `--checkpoint_every_n_steps` steps, best-k on val/loss);
+- `--wandb_project NAME`: log to Weights & Biases (online, or offline with WANDB_MODE=offline), and a
+  resumed run continues the same W&B run (its id is stored in the checkpoint); a CSV logger otherwise.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
+
+from lit_diffusion.data.datamodule import ShardDataModule
+from lit_diffusion.training.checkpointing import AtomicCheckpointIO, find_resume_checkpoint
+from lit_diffusion.training.module import DiffusionModule
+
+log = logging.getLogger("lit_diffusion.training")
+
+
+def checkpoint_dir(root: str | Path) -> Path:
+    return Path(root) / "checkpoints"
+
+
+class DiffusionCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument("--wandb_project", type=str | None, default=None,
+                            help="log to this W&B project (WANDB_MODE=offline works without network); CSV otherwise")
+        parser.add_argument("--checkpoint_every_n_steps", type=int, default=200,
+                            help="write last.ckpt (and a numbered checkpoint) every N optimiser steps")
+        parser.add_argument("--keep_checkpoints", type=int, default=2,
+                            help="numbered checkpoints kept besides last.ckpt (best by val/loss when validating)")
+
+    def before_instantiate_classes(self) -> None:
+        sub = self.config[self.subcommand]
+        self._resume_from = None
+        if sub.get("ckpt_path") == "last":
+            root = sub.trainer.default_root_dir or "."
+            found = find_resume_checkpoint(checkpoint_dir(root))
+            sub.ckpt_path = str(found) if found is not None else None
+            if found is None:
+                log.warning("--ckpt_path last: no checkpoint under %s; starting from scratch", checkpoint_dir(root))
+            else:
+                log.warning("resuming from %s", found)
+        if sub.get("ckpt_path"):
+            self._resume_from = sub.ckpt_path
+
+    def _instantiate_trainer(self, config, callbacks):
+        sub = self.config[self.subcommand]
+        root = Path(config.get("default_root_dir") or ".")
+        config["plugins"] = [AtomicCheckpointIO()] + list(config.get("plugins") or [])
+        if self.subcommand == "fit" and not any(isinstance(c, ModelCheckpoint) for c in callbacks + list(config.get("callbacks") or [])):
+            callbacks = callbacks + [ModelCheckpoint(dirpath=checkpoint_dir(root), save_last=True,
+                                                     every_n_train_steps=sub.checkpoint_every_n_steps,
+                                                     save_top_k=sub.keep_checkpoints,
+                                                     monitor="train/loss", mode="min")]
+        if config.get("logger") in (None, True):
+            config["logger"] = self._make_logger(root, sub.wandb_project)
+        return super()._instantiate_trainer(config, callbacks)
+
+    def _make_logger(self, root: Path, project: str | None):
+        if project is None:
+            return CSVLogger(root, name="csv")
+        run_id = None
+        if self._resume_from:
+            run_id = torch.load(self._resume_from, map_location="cpu", weights_only=False).get("wandb_run_id")
+        return WandbLogger(project=project, save_dir=str(root), id=run_id, resume="allow" if run_id else None)
+
+
+def main(argv: list[str]) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cli = DiffusionCLI(DiffusionModule, ShardDataModule, args=argv, save_config_kwargs={"overwrite": True},
+                       trainer_defaults={"max_epochs": -1, "log_every_n_steps": 10})
+    if isinstance(cli.trainer.logger, WandbLogger) and cli.trainer.is_global_zero:
+        cli.trainer.logger.experiment.finish()  # flush the run files; a resumed job reopens the same id
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
