@@ -176,7 +176,11 @@ def verify(args) -> int:
     for shard in info.shards:
         url = str(folder / shard.name)
         try:
-            digest = hashlib.sha256(Path(url).read_bytes()).hexdigest()
+            sha = hashlib.sha256()
+            with open(url, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    sha.update(block)
+            digest = sha.hexdigest()
             if shard.sha256 and digest != shard.sha256:
                 raise DataError(f"sha256 {digest[:16]}... differs from dataset.json", shard=url)
             for raw in read_shard(url, 0, shard.count, shard.count):
