@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Iterable, Iterator
 
 import numpy as np
-import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from .decode import SampleDecoder, Transform, collate

@@ -11,7 +11,7 @@ import pytest
 
 from data_helpers import epoch_batches, keys_of, rewrite_shard
 from lit_diffusion.data.datamodule import ShardDataModule
-from lit_diffusion.data.encode import png_bytes
+from lit_diffusion.data.encode import png_bytes, tar_record
 from lit_diffusion.data.errors import DataError
 from lit_diffusion.data.shardio import read_shard
 
@@ -135,7 +135,7 @@ def test_missing_shard_is_named_before_reading_or_skipped_and_counted(damaged_co
     assert any("cannot open shard" in r.getMessage() and SHARD in r.getMessage() for r in caplog.records)
 
 
-def test_pipe_urls_read_like_files_and_a_failing_command_is_named(damaged_copy, small_dir):
+def test_pipe_urls_read_like_files_and_a_failing_command_is_named(damaged_copy):
     folder, info = damaged_copy
     url = f"pipe:cat {folder}/shard-{{000000..000006}}.tar"
     a = epoch_batches(ShardDataModule(url, dataset_json=str(folder / "dataset.json"), batch_size=8, num_workers=0))
@@ -150,11 +150,8 @@ def test_pipe_urls_read_like_files_and_a_failing_command_is_named(damaged_copy, 
 
 def test_stale_dataset_json_is_an_error(damaged_copy):
     folder, info = damaged_copy
-    rewrite_shard(folder / "shard-000006.tar", lambda i, k, m: m)  # unchanged
     extra = list(read_shard(str(folder / "shard-000000.tar"), 0, 1))[0]
-    data = (folder / "shard-000006.tar").read_bytes()[:-1024]
-    from lit_diffusion.data.encode import tar_record
-
+    data = (folder / "shard-000006.tar").read_bytes()[:-1024]  # without its end-of-archive marker
     data += tar_record("99999999.png", extra.members["png"]) + tar_record("99999999.cls", b"1") + bytes(1024)
     (folder / "shard-000006.tar").write_bytes(data)
     dm = ShardDataModule(str(folder), batch_size=480, num_workers=0, shuffle_shards=False)

@@ -112,7 +112,7 @@ def test_resume_after_k_batches_gives_exactly_the_remaining_batches(small_dir, w
         return ShardDataModule(str(small_dir), batch_size=8, num_workers=workers, seed=11, hflip=True,
                                shuffle_buffer=100, rank=0, world_size=2)
 
-    full = [epoch_batches(dm()) for _ in range(1)][0]
+    full = epoch_batches(dm())
     first = dm()
     head = epoch_batches(first, limit=stop)
     state = first.state_dict()

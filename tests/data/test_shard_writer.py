@@ -1,7 +1,6 @@
 """The writer: sources -> shards + dataset.json; determinism, limits, atomicity, formats."""
 from __future__ import annotations
 
-import io
 import json
 import pickle
 import tarfile
@@ -19,7 +18,7 @@ from lit_diffusion.data.decode import SampleDecoder
 from lit_diffusion.data.errors import BuildError
 from lit_diffusion.data.imagefolder import ImageFolderSource
 from lit_diffusion.data.shardio import read_shard
-from lit_diffusion.data.sources import (ArrayImageSource, Item, Source, cifar_source, digits_source, npz_source,
+from lit_diffusion.data.sources import (ArrayImageSource, Source, cifar_source, digits_source, npz_source,
                                         pairs_source)
 
 
