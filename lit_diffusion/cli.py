@@ -10,6 +10,7 @@ SUBCOMMANDS = {
     "fit": ("lit_diffusion.training.cli", "train a model from a YAML config (LightningCLI)"),
     "validate": ("lit_diffusion.training.cli", "evaluate the validation loss of a checkpoint"),
     "test": ("lit_diffusion.training.cli", "evaluate the test loss of a checkpoint"),
+    "sample": ("lit_diffusion.training.sample_cli", "generate PNGs and an .npz from a checkpoint"),
     "toy2d": ("lit_diffusion.compare.toy2d", "train every objective on a 2-D toy distribution and compare"),
 }
 

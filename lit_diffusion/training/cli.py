@@ -52,6 +52,11 @@ class DiffusionCLI(LightningCLI):
                 log.warning("resuming from %s", found)
         if sub.get("ckpt_path"):
             self._resume_from = sub.ckpt_path
+        self._model_spec = _plain(sub.model)
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        self.model.model_spec = self._model_spec  # stored in checkpoints: `load_module` rebuilds from it
 
     def _instantiate_trainer(self, config, callbacks):
         sub = self.config[self.subcommand]
@@ -73,6 +78,17 @@ class DiffusionCLI(LightningCLI):
         if self._resume_from:
             run_id = torch.load(self._resume_from, map_location="cpu", weights_only=False).get("wandb_run_id")
         return WandbLogger(project=project, save_dir=str(root), id=run_id, resume="allow" if run_id else None)
+
+
+def _plain(namespace):
+    """A jsonargparse Namespace as nested dicts/lists of plain values."""
+    if hasattr(namespace, "as_dict"):
+        namespace = namespace.as_dict()
+    if isinstance(namespace, dict):
+        return {k: _plain(v) for k, v in namespace.items() if not k.startswith("__")}
+    if isinstance(namespace, (list, tuple)):
+        return [_plain(v) for v in namespace]
+    return namespace
 
 
 def main(argv: list[str]) -> int:

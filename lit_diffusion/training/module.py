@@ -47,6 +47,8 @@ class DiffusionModule(pl.LightningModule):
         self.ema = EMA(backbone, decay=ema_decay, sigma_rel=ema_sigma_rel)
         self.conditional, self.compile_backbone, self.seed = conditional, compile, int(seed)
         self.images_seen = 0
+        self.model_spec: dict | None = None  # the config that built this module, set by the CLI
+        self.sample_shape: tuple[int, ...] | None = None  # one training sample's shape, for generation
         self.noise_generator: torch.Generator | None = None
         self._pending_generator_state: torch.Tensor | None = None
         self._step_started = None
@@ -57,6 +59,11 @@ class DiffusionModule(pl.LightningModule):
         if self.compile_backbone and not getattr(self, "_compiled", False):
             self.backbone.compile()
             self._compiled = True
+
+    def on_fit_start(self) -> None:
+        teacher = getattr(self.objective, "teacher_net", None)
+        if teacher is not None:  # a distillation teacher is frozen and not a submodule: move it by hand
+            teacher.to(self.device)
 
     def configure_optimizers(self):
         fused = self.device.type == "cuda"
@@ -81,6 +88,7 @@ class DiffusionModule(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x0, cond, noise = self._inputs(batch)
+        self.sample_shape = tuple(x0.shape[1:])
         self.objective.set_training_step(self.global_step)
         out = self.objective.loss_with_diagnostics(self.backbone, x0, cond, generator=self._generator(), noise=noise)
         loss = out.loss.mean()
@@ -142,6 +150,10 @@ class DiffusionModule(pl.LightningModule):
     # -- checkpoints ---------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint):
         checkpoint["images_seen"] = self.images_seen
+        if self.model_spec is not None:
+            checkpoint["model_spec"] = self.model_spec
+        if self.sample_shape is not None:
+            checkpoint["sample_shape"] = list(self.sample_shape)
         checkpoint["noise_generator"] = self._generator().get_state()
         checkpoint["torch_rng"] = torch.get_rng_state()
         if torch.cuda.is_available():
@@ -152,6 +164,9 @@ class DiffusionModule(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint):
         self.images_seen = int(checkpoint.get("images_seen", 0))
+        self.model_spec = checkpoint.get("model_spec", self.model_spec)
+        if checkpoint.get("sample_shape") is not None:
+            self.sample_shape = tuple(checkpoint["sample_shape"])
         self._pending_generator_state = checkpoint.get("noise_generator")
         self.noise_generator = None
         if "torch_rng" in checkpoint:

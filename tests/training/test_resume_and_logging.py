@@ -9,12 +9,13 @@ import torch
 from lit_diffusion.cli import main as cli_main
 from lit_diffusion.training.wandb_offline import load_offline_runs
 
-CONFIG = Path(__file__).resolve().parents[2] / "experiments" / "digits" / "flow_matching_dit.yaml"
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
 
 def fit(root, shards, *extra):
     # 6 steps per epoch (192 samples / 32): a stop after 4 steps is in the middle of an epoch
-    args = ["fit", "-c", str(CONFIG), "--data.train_shards", str(shards), "--data.batch_size", "32",
+    args = ["fit", "-c", str(EXPERIMENTS / "digits/dit.yaml"), "-c", str(EXPERIMENTS / "objectives/flow_matching.yaml"),
+            "--data.num_workers", "0", "--data.train_shards", str(shards), "--data.batch_size", "32",
             "--data.samples_per_epoch", "192", "--model.max_images", "256", "--trainer.default_root_dir", str(root),
             "--trainer.log_every_n_steps", "1", "--checkpoint_every_n_steps", "1", "--trainer.accelerator", "cpu",
             "--model.ema_decay", "0.9", *extra]

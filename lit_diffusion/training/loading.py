@@ -1,0 +1,34 @@
+"""Rebuild a trained DiffusionModule from its checkpoint alone.
+
+The CLI stores the model section of the config (class_path + init_args of backbone and objective) in
+every checkpoint as plain data (`model_spec`); this module parses it with the same typed signatures and
+loads the weights, so sampling, distillation and reflow can name nothing but a checkpoint file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from jsonargparse import ArgumentParser
+
+from lit_diffusion.training.module import DiffusionModule
+
+
+def load_module(checkpoint: str | Path, map_location="cpu") -> DiffusionModule:
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as error:
+        raise ValueError(f"checkpoint {path} is unreadable: {type(error).__name__}: {error}") from None
+    spec = ckpt.get("model_spec")
+    if spec is None:
+        raise ValueError(f"checkpoint {path} has no 'model_spec' (it was not written by `lit-diffusion fit`)")
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(DiffusionModule, "model", fail_untyped=False)
+    config = parser.parse_object({"model": spec})
+    module = parser.instantiate_classes(config).model
+    module.load_state_dict(ckpt["state_dict"])
+    module.on_load_checkpoint({k: v for k, v in ckpt.items() if k in ("images_seen", "model_spec", "sample_shape")})
+    return module.eval()
