@@ -22,6 +22,7 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lit_diffusion.data.datamodule import ShardDataModule
 from lit_diffusion.training.checkpointing import AtomicCheckpointIO, find_resume_checkpoint
 from lit_diffusion.training.module import DiffusionModule
+from lit_diffusion.training.preview import SamplePreview
 
 log = logging.getLogger("lit_diffusion.training")
 
@@ -37,7 +38,9 @@ class DiffusionCLI(LightningCLI):
         parser.add_argument("--checkpoint_every_n_steps", type=int, default=200,
                             help="write last.ckpt (and a numbered checkpoint) every N optimiser steps")
         parser.add_argument("--keep_checkpoints", type=int, default=2,
-                            help="numbered checkpoints kept besides last.ckpt (best by val/loss when validating)")
+                            help="numbered checkpoints kept besides last.ckpt (the best by train/loss)")
+        parser.add_argument("--preview_every_n_steps", type=int, default=500,
+                            help="sample grid from fixed noise every N steps (0: never); PNGs in RUN/previews, and W&B")
 
     def before_instantiate_classes(self) -> None:
         sub = self.config[self.subcommand]
@@ -58,6 +61,11 @@ class DiffusionCLI(LightningCLI):
         super().instantiate_classes()
         self.model.model_spec = self._model_spec  # stored in checkpoints: `load_module` rebuilds from it
 
+    def before_fit(self) -> None:
+        # the full configuration (backbone, objective, data, trainer) goes to the logger, not only hparams
+        if self.trainer.logger is not None:
+            self.trainer.logger.log_hyperparams({"config": _plain(self.config[self.subcommand])})
+
     def _instantiate_trainer(self, config, callbacks):
         sub = self.config[self.subcommand]
         root = Path(config.get("default_root_dir") or ".")
@@ -67,6 +75,8 @@ class DiffusionCLI(LightningCLI):
                                                      every_n_train_steps=sub.checkpoint_every_n_steps,
                                                      save_top_k=sub.keep_checkpoints,
                                                      monitor="train/loss", mode="min")]
+        if self.subcommand == "fit" and sub.preview_every_n_steps > 0:
+            callbacks = callbacks + [SamplePreview(every_n_steps=sub.preview_every_n_steps, num_samples=64)]
         if config.get("logger") in (None, True):
             config["logger"] = self._make_logger(root, sub.wandb_project)
         return super()._instantiate_trainer(config, callbacks)

@@ -28,12 +28,14 @@ class DiffusionModule(pl.LightningModule):
         conditional: feed the batch's labels to the network.
         compile: torch.compile the backbone.
         seed: seed of the noise and time draws (offset by rank); saved and restored with checkpoints.
+        init_from: start from the weights (and EMA) of this checkpoint, e.g. a 2-rectified flow from its
+            parent; the optimiser, step and images seen start fresh.
     """
 
     def __init__(self, backbone: nn.Module, objective: DiffusionObjective, max_images: int = 1_000_000,
                  lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0,
                  schedule: LRSchedule | None = None, ema_decay: float = 0.9999, ema_sigma_rel: float | None = None,
-                 conditional: bool = False, compile: bool = False, seed: int = 0):
+                 conditional: bool = False, compile: bool = False, seed: int = 0, init_from: str | None = None):
         super().__init__()
         if max_images < 1:
             raise ValueError(f"DiffusionModule: max_images must be >= 1, got {max_images}")
@@ -52,7 +54,21 @@ class DiffusionModule(pl.LightningModule):
         self.noise_generator: torch.Generator | None = None
         self._pending_generator_state: torch.Tensor | None = None
         self._step_started = None
+        if init_from is not None:
+            self._init_weights_from(init_from)
         self.save_hyperparameters(ignore=["backbone", "objective", "schedule"])
+
+    def _init_weights_from(self, path: str) -> None:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+        except FileNotFoundError:
+            raise FileNotFoundError(f"DiffusionModule: init_from checkpoint {path} does not exist") from None
+        own = {k: v for k, v in state.items() if k.startswith(("backbone.", "ema.shadow."))}
+        missing, unexpected = self.load_state_dict(own, strict=False)
+        missing = [k for k in missing if k.startswith(("backbone.", "ema.shadow."))]
+        if missing or unexpected:
+            raise ValueError(f"DiffusionModule: init_from {path} does not fit this backbone "
+                             f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
 
     # -- setup ---------------------------------------------------------------------------------------
     def configure_model(self) -> None:
