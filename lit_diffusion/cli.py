@@ -12,6 +12,7 @@ SUBCOMMANDS = {
     "test": ("lit_diffusion.training.cli", "evaluate the test loss of a checkpoint"),
     "sample": ("lit_diffusion.training.sample_cli", "generate PNGs and an .npz from a checkpoint"),
     "reflow": ("lit_diffusion.training.reflow_cli", "write (noise, sample) pair shards from a trained flow"),
+    "compare": ("lit_diffusion.compare.runner", "train and evaluate several objectives head-to-head"),
     "toy2d": ("lit_diffusion.compare.toy2d", "train every objective on a 2-D toy distribution and compare"),
 }
 

@@ -1,0 +1,51 @@
+"""Suite files are checked before anything runs, and the noise bank gives each sample the same noise
+whatever the batching or the number of ranks."""
+from pathlib import Path
+
+import pytest
+import torch
+
+from lit_diffusion.compare.noise_bank import NoiseBank
+from lit_diffusion.compare.suite import SuiteError, load_suite
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+
+
+def test_every_suite_under_experiments_loads():
+    suites = sorted((EXPERIMENTS / "compare").glob("*.yaml"))
+    assert suites
+    for path in suites:
+        suite = load_suite(path)
+        assert Path(suite.base_config).is_file(), suite.base_config
+        assert all(Path(o.config).is_file() for o in suite.objectives)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("name: x\nout: o\nbase_config: b\nshards: s\n", "missing key 'objectives'"),
+    ("name: x\nout: o\nbase_config: b\nshards: s\nobjectives: [{name: a, config: c, samplers: {rk9: [1]}}]\n", "unknown sampler 'rk9'"),
+    ("name: x\nout: o\nbase_config: b\nshards: s\nobjectives: [{name: a, config: c, samplers: {euler: [0]}}]\n", "NFEs >= 1"),
+    ("name: x\nout: o\nbase_config: b\nshards: s\nobjectives: []\nbudgett: {}\n", "unknown keys \\['budgett'\\]"),
+    ("name: [\n", "not valid YAML"),
+])
+def test_bad_suites_name_the_key(tmp_path, text, message):
+    path = tmp_path / "suite.yaml"
+    path.write_text(text)
+    with pytest.raises(SuiteError, match=message) as error:
+        load_suite(path)
+    assert str(path) in str(error.value)
+
+
+def test_noise_bank_is_independent_of_batching_and_ranks():
+    bank = NoiseBank((1, 4, 4), size=10, seed=3, num_classes=3)
+    whole = torch.cat([n for _, n, _ in bank.batches(10)])
+    small = torch.cat([n for _, n, _ in bank.batches(3)])
+    assert torch.equal(whole, small)
+    by_rank = {}
+    for rank in range(2):
+        for idx, noise, labels in bank.batches(2, rank=rank, world_size=2):
+            for i, n, y in zip(idx, noise, labels):
+                by_rank[i] = (n, int(y))
+    assert sorted(by_rank) == list(range(10))
+    for i in range(10):
+        assert torch.equal(by_rank[i][0], whole[i]) and by_rank[i][1] == i % 3
+    assert not torch.equal(whole, torch.cat([n for _, n, _ in NoiseBank((1, 4, 4), 10, seed=4).batches(10)]))
