@@ -26,6 +26,7 @@ from lit_diffusion.objectives.paths import (
     VPLinearPath,
     make_path,
 )
+from lit_diffusion.objectives.registry import build
 from lit_diffusion.objectives.rectified_flow import RectifiedFlow, straightness
 from lit_diffusion.objectives.time_samplers import (
     ConsistencyCurriculum,
@@ -48,7 +49,5 @@ OBJECTIVES = {
 
 
 def make_objective(name: str, **kwargs) -> DiffusionObjective:
-    if name not in OBJECTIVES:
-        raise ValueError(f"unknown objective {name!r}; known: {sorted(OBJECTIVES)}")
-    return OBJECTIVES[name](**kwargs)
+    return build("objective", OBJECTIVES, name, **kwargs)
 

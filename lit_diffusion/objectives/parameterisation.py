@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from lit_diffusion.objectives.registry import build
 from lit_diffusion.objectives.conversions import (
     PathCoefficients,
     Prediction,
@@ -138,6 +139,4 @@ PARAMETERISATIONS = {
 
 
 def make_parameterisation(name: str, **kwargs) -> Parameterisation:
-    if name not in PARAMETERISATIONS:
-        raise ValueError(f"unknown parameterisation {name!r}; known: {sorted(PARAMETERISATIONS)}")
-    return PARAMETERISATIONS[name](**kwargs)
+    return build("parameterisation", PARAMETERISATIONS, name, **kwargs)

@@ -10,6 +10,8 @@ import math
 
 import torch
 
+from lit_diffusion.objectives.registry import build
+
 
 class GaussianPath:
     """Base class. Subclasses implement `alpha`, `sigma`, `d_alpha`, `d_sigma` on a tensor of times."""
@@ -266,7 +268,5 @@ PATHS = {
 
 
 def make_path(name: str, **kwargs) -> GaussianPath:
-    """Build a path by name; unknown names raise with the list of known ones."""
-    if name not in PATHS:
-        raise ValueError(f"unknown path {name!r}; known paths: {sorted(PATHS)}")
-    return PATHS[name](**kwargs)
+    """Build by name; unknown names raise with the list of known ones."""
+    return build("path", PATHS, name, **kwargs)

@@ -5,6 +5,8 @@ import math
 
 import torch
 
+from lit_diffusion.objectives.registry import build
+
 
 def _randn(n, generator, device):
     return torch.randn(n, generator=generator, device=device, dtype=torch.float64)
@@ -141,6 +143,4 @@ TIME_SAMPLERS = {
 
 
 def make_time_sampler(name: str, **kwargs) -> TimeSampler:
-    if name not in TIME_SAMPLERS:
-        raise ValueError(f"unknown time sampler {name!r}; known: {sorted(TIME_SAMPLERS)}")
-    return TIME_SAMPLERS[name](**kwargs)
+    return build("time sampler", TIME_SAMPLERS, name, **kwargs)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from lit_diffusion.objectives.registry import build
 from lit_diffusion.objectives.conversions import PathCoefficients
 
 
@@ -69,6 +70,4 @@ WEIGHTINGS = {"uniform": UniformWeighting, "min_snr": MinSNRWeighting, "edm": ED
 
 
 def make_weighting(name: str, **kwargs) -> Weighting:
-    if name not in WEIGHTINGS:
-        raise ValueError(f"unknown weighting {name!r}; known: {sorted(WEIGHTINGS)}")
-    return WEIGHTINGS[name](**kwargs)
+    return build("weighting", WEIGHTINGS, name, **kwargs)
