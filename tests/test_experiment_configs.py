@@ -10,7 +10,7 @@ from lit_diffusion.data.datamodule import ShardDataModule
 from lit_diffusion.training.module import DiffusionModule
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
-BASES = sorted(p for p in EXPERIMENTS.rglob("*.yaml") if p.parent.name != "objectives")
+BASES = sorted(p for p in EXPERIMENTS.rglob("*.yaml") if p.parent.name not in ("objectives", "compare"))
 OBJECTIVES = sorted((EXPERIMENTS / "objectives").glob("*.yaml"))
 
 

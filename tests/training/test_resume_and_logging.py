@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import wandb
 
 from lit_diffusion.cli import main as cli_main
 from lit_diffusion.training.wandb_offline import load_offline_runs
@@ -49,12 +50,14 @@ def test_exact_resume_mid_epoch(tmp_path, digits_shards):
     assert [s for s, _ in losses(tmp_path / "b")] == list(range(8))
 
 
-def test_resumed_run_continues_the_same_wandb_run(tmp_path, digits_shards, monkeypatch):
+def test_resumed_run_continues_the_same_wandb_run(tmp_path, digits_shards, monkeypatch, request):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
     monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
     root = tmp_path / "run"
+    wandb.teardown()  # start from a fresh wandb service that sees this test's settings
+    request.addfinalizer(wandb.teardown)
     assert fit(root, digits_shards, "--trainer.max_steps", "3", "--wandb_project", "lit-diffusion-test") == 0
     assert fit(root, digits_shards, "--trainer.max_steps", "6", "--wandb_project", "lit-diffusion-test",
                "--ckpt_path", "last") == 0

@@ -31,6 +31,7 @@ def wandb_root(tmp_path_factory):
         mp.delenv("WANDB_API_KEY", raising=False)
         mp.delenv("WANDB_RUN_ID", raising=False)
         mp.delenv("WANDB_RESUME", raising=False)
+        wandb.teardown()  # a wandb service left by an earlier test keeps that test's settings: stop it
         try:
             run = wandb.init(project="t", id="abc123", config={"lr": 0.1, "nested": {"a": 1}}, settings=_settings())
             for i in range(3):
