@@ -285,8 +285,8 @@ def train_classifier(data: Data, test_data: Data | None = None, config: Classifi
                   num_workers, fit=True)
 
 
-def load_or_train_classifier(train_shards: "str | os.PathLike | ShardDataModule",
-                             test_shards: "str | os.PathLike | ShardDataModule | None" = None,
+def load_or_train_classifier(train_shards: str | os.PathLike | ShardDataModule,
+                             test_shards: str | os.PathLike | ShardDataModule | None = None,
                              cache_dir: str | os.PathLike | None = None, config: ClassifierConfig | None = None, *,
                              device: str | torch.device | None = None, num_threads: int | None = None,
                              num_workers: int = 2, retrain: bool = False) -> ClassifierFeatures:

@@ -93,7 +93,7 @@ def _compute(feature_net: FeatureNetwork, reader: SplitReader, kid_pr_samples: i
     return {"mu": mu, "sigma": sigma, "features_for_kid_pr": feats[pos.argsort()], "num": total.n}
 
 
-def reference_stats(feature_net: FeatureNetwork, shards: "str | os.PathLike | ShardDataModule",
+def reference_stats(feature_net: FeatureNetwork, shards: str | os.PathLike | ShardDataModule,
                     max_samples: int | None = None, cache_dir: str | os.PathLike | None = None, *,
                     kid_pr_samples: int = 10_000, seed: int = 0, batch_size: int = 500, num_workers: int = 2,
                     recompute: bool = False) -> dict:

@@ -9,6 +9,7 @@ of its share lies past ``limit``. Every sample below ``limit`` is read by exactl
 """
 from __future__ import annotations
 
+import os
 from typing import Iterator
 
 import torch
@@ -32,7 +33,7 @@ class SplitReader:
         labels: return ``label`` in batches (the dataset must be labeled).
     """
 
-    def __init__(self, shards: "str | ShardDataModule", max_samples: int | None = None, batch_size: int = 500,
+    def __init__(self, shards: str | os.PathLike | ShardDataModule, max_samples: int | None = None, batch_size: int = 500,
                  num_workers: int = 2, labels: bool = False):
         if isinstance(shards, ShardDataModule):
             spec, json_path, decoder = shards.train_shards, shards.dataset_json, shards.decoder
