@@ -1,0 +1,57 @@
+"""`lit-diffusion compare` end to end at tiny size: trains, evaluates on one noise bank, writes the
+report with its plots; a suite stopped in the middle and started again trains only unfinished runs."""
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from lit_diffusion.cli import main as cli_main
+from lit_diffusion.compare.runner import run_suite
+from lit_diffusion.compare.suite import load_suite
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+
+
+def write_suite(tmp_path, objectives):
+    suite = {
+        "name": "tiny", "out": str(tmp_path / "out"), "shards": str(tmp_path / "digits16"),
+        "build": ["digits", "--resolution", "16", "--workers", "0"],
+        "base_config": str(EXPERIMENTS / "digits/dit.yaml"),
+        "overrides": ["--data.num_workers", "0", "--data.batch_size", "32", "--trainer.accelerator", "cpu"],
+        "budget": {"max_images": 192}, "seeds": [0],
+        "objectives": objectives, "evaluation": {"num_samples": 64, "batch_size": 32},
+    }
+    path = tmp_path / f"suite-{len(objectives)}.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    return load_suite(path)
+
+
+FM = {"name": "flow_matching", "config": str(EXPERIMENTS / "objectives/flow_matching.yaml"), "samplers": {"euler": [1, 4]}}
+CT = {"name": "consistency_training", "config": str(EXPERIMENTS / "objectives/consistency_training.yaml"),
+      "samplers": {"consistency": [1, 2]}}
+
+
+@pytest.mark.slow
+def test_compare_trains_evaluates_reports_and_resumes(tmp_path):
+    logs = []
+    report = run_suite(write_suite(tmp_path, [FM]), log=logs.append)
+    fm_ckpt = tmp_path / "out/runs/flow_matching-seed0/checkpoints/last.ckpt"
+    fm_mtime = fm_ckpt.stat().st_mtime_ns
+    # the second objective is "stopped in the middle": 2 of its 6 steps done, a checkpoint on disk
+    suite = write_suite(tmp_path, [FM, CT])
+    ct_dir = suite.run_dir("consistency_training", 0)
+    assert cli_main(["fit", "-c", suite.base_config, "-c", CT["config"], "--data.train_shards", suite.shards,
+                     "--trainer.default_root_dir", str(ct_dir), "--model.max_images", "192", "--trainer.max_steps", "2",
+                     "--seed_everything", "0", "--model.seed", "0", "--preview_every_n_steps", "0", *suite.overrides]) == 0
+    logs.clear()
+    report = run_suite(suite, log=logs.append)
+    assert any("flow_matching seed 0] finished earlier: not trained again" in line for line in logs)
+    assert any("consistency_training seed 0] training (resuming)" in line for line in logs)
+    assert fm_ckpt.stat().st_mtime_ns == fm_mtime
+    assert torch.load(ct_dir / "checkpoints/last.ckpt", weights_only=False)["images_seen"] == 192
+    text = report.read_text()
+    for row in ("| flow_matching | euler | 1 |", "| flow_matching | euler | 4 |", "| consistency_training | consistency | 2 |"):
+        assert row in text
+    for png in ("quality_vs_nfe.png", "loss_vs_images.png", "throughput.png", "samples_flow_matching.png"):
+        assert (report.parent / png).stat().st_size > 1000, png
