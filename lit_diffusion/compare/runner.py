@@ -37,6 +37,8 @@ def train(suite: Suite, entry, seed: int, log=print) -> dict:
         log(f"[{entry.name} seed {seed}] finished earlier: not trained again")
         return json.loads((run_dir / "train.json").read_text())
     resume = (run_dir / "checkpoints").is_dir()
+    ckpt_path = run_dir / "checkpoints" / "last.ckpt"
+    images_before = torch.load(ckpt_path, map_location="cpu", weights_only=False).get("images_seen", 0) if ckpt_path.is_file() else 0
     args = ["fit", "-c", suite.base_config, "-c", entry.config, "--data.train_shards", suite.shards,
             "--trainer.default_root_dir", str(run_dir), "--model.max_images", str(suite.max_images),
             "--seed_everything", str(seed), "--model.seed", str(seed), "--preview_every_n_steps", "0",
@@ -52,8 +54,9 @@ def train(suite: Suite, entry, seed: int, log=print) -> dict:
     seconds = time.perf_counter() - start
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     params = sum(v.numel() for k, v in ckpt["state_dict"].items() if k.startswith("backbone."))
+    # throughput of what this call trained (a resumed run's earlier part was timed by a process that died)
     info = {"seconds": seconds, "images_seen": int(ckpt["images_seen"]), "parameters": params,
-            "images_per_second": ckpt["images_seen"] / max(seconds, 1e-9), "resumed": resume}
+            "images_per_second": (ckpt["images_seen"] - images_before) / max(seconds, 1e-9), "resumed": resume}
     (run_dir / "train.json").write_text(json.dumps(info, indent=1))
     return info
 
