@@ -14,6 +14,7 @@ SUBCOMMANDS = {
     "reflow": ("lit_diffusion.training.reflow_cli", "write (noise, sample) pair shards from a trained flow"),
     "compare": ("lit_diffusion.compare.runner", "train and evaluate several objectives head-to-head"),
     "toy2d": ("lit_diffusion.compare.toy2d", "train every objective on a 2-D toy distribution and compare"),
+    "slurm": ("lit_diffusion.launch.commands", "submit jobs and sweeps to SLURM"),
 }
 
 

@@ -6,7 +6,10 @@ init_args for the backbone and the objective). On top of plain LightningCLI this
   (`trainer.default_root_dir`/checkpoints), falling back past unreadable ones with a warning;
 - checkpoints written atomically (last + every `--checkpoint_every_n_steps` steps, best-k on val/loss);
 - `--wandb_project NAME`: log to Weights & Biases (online, or offline with WANDB_MODE=offline), and a
-  resumed run continues the same W&B run (its id is stored in the checkpoint); a CSV logger otherwise.
+  resumed run continues the same W&B run (its id is stored in the checkpoint); a CSV logger otherwise;
+- `trainer.strategy` presets (ddp, fsdp, fsdp_hybrid, deepspeed_stage_2/3[_offload]) tuned by
+  `--distributed.*`, the SLURM environment, a pre-flight check across ranks, and checkpoint-and-requeue on
+  SIGUSR1 (lit_diffusion.distributed).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
 from lit_diffusion.data.datamodule import ShardDataModule
+from lit_diffusion.distributed import StrategyOptions, config_hash, configure_trainer
 from lit_diffusion.training.checkpointing import AtomicCheckpointIO, find_resume_checkpoint
 from lit_diffusion.training.module import DiffusionModule
 from lit_diffusion.training.preview import SamplePreview
@@ -41,6 +45,7 @@ class DiffusionCLI(LightningCLI):
                             help="numbered checkpoints kept besides last.ckpt (the best by train/loss)")
         parser.add_argument("--preview_every_n_steps", type=int, default=500,
                             help="sample grid from fixed noise every N steps (0: never); PNGs in RUN/previews, and W&B")
+        parser.add_class_arguments(StrategyOptions, "distributed", fail_untyped=False)
 
     def before_instantiate_classes(self) -> None:
         sub = self.config[self.subcommand]
@@ -79,7 +84,10 @@ class DiffusionCLI(LightningCLI):
             callbacks = callbacks + [SamplePreview(every_n_steps=sub.preview_every_n_steps, num_samples=64)]
         if config.get("logger") in (None, True):
             config["logger"] = self._make_logger(root, sub.wandb_project)
-        return super()._instantiate_trainer(config, callbacks)
+        config, extra = configure_trainer(config, self.model.backbone, _strategy_options(sub),
+                                          config_hash=config_hash(_plain(sub)), checkpoint_dir=checkpoint_dir(root),
+                                          fit=self.subcommand == "fit")
+        return super()._instantiate_trainer(config, callbacks + extra)
 
     def _make_logger(self, root: Path, project: str | None):
         if project is None:
@@ -88,6 +96,13 @@ class DiffusionCLI(LightningCLI):
         if self._resume_from:
             run_id = torch.load(self._resume_from, map_location="cpu", weights_only=False).get("wandb_run_id")
         return WandbLogger(project=project, save_dir=str(root), id=run_id, resume="allow" if run_id else None)
+
+
+def _strategy_options(sub) -> StrategyOptions:
+    options = sub.get("distributed")
+    if isinstance(options, StrategyOptions):
+        return options
+    return StrategyOptions(**_plain(options or {}))
 
 
 def _plain(namespace):

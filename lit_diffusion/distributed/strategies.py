@@ -1,0 +1,120 @@
+"""Strategy presets, chosen by name with `trainer.strategy: NAME` and tuned by `--distributed.*` options.
+
+Presets (built here so that FSDP wraps and checkpoints the backbone's own repeated block, named by the
+backbone's `block_class`; the model code is never edited, DESIGN §3):
+
+  ddp                        DistributedDataParallel (NCCL on GPUs, gloo on the CPU)
+  fsdp                       FSDP, full sharding (ZeRO-3 like) by default; see StrategyOptions
+  fsdp_hybrid                FSDP, sharded inside a node and replicated across nodes (HYBRID_SHARD)
+  deepspeed_stage_2          DeepSpeed ZeRO-2 (optimiser state and gradients sharded), bf16
+  deepspeed_stage_2_offload  ... with the optimiser state offloaded to CPU memory
+  deepspeed_stage_3          DeepSpeed ZeRO-3 (parameters sharded too), bf16
+  deepspeed_stage_3_offload  ... with optimiser state and parameters offloaded to CPU memory
+
+Any other `trainer.strategy` value (a Lightning registry name or a class_path) goes to Lightning untouched.
+FSDP and DeepSpeed need CUDA; DeepSpeed also the optional `deepspeed` package (`pip install
+'lit_diffusion[deepspeed]'`).
+"""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from lightning.pytorch.strategies import DDPStrategy, Strategy
+from torch import nn
+
+FSDP_PRESETS = ("fsdp", "fsdp_hybrid")
+DEEPSPEED_PRESETS = ("deepspeed_stage_2", "deepspeed_stage_2_offload", "deepspeed_stage_3", "deepspeed_stage_3_offload")
+PRESETS = ("ddp",) + FSDP_PRESETS + DEEPSPEED_PRESETS
+BF16_PRECISIONS = ("bf16-mixed", "bf16-true", "bf16")
+
+
+@dataclass
+class StrategyOptions:
+    """Options of the `trainer.strategy` presets (`--distributed.NAME VALUE`)."""
+
+    sharding: Literal["full", "hybrid", "grad_op"] | None = None
+    """FSDP sharding: full (params, grads, optimiser state), hybrid (full inside a node, replicated across
+    nodes), grad_op (ZeRO-2 like). Default: full for `fsdp`, hybrid for `fsdp_hybrid`."""
+    activation_checkpointing: bool = False
+    """FSDP: recompute each backbone block in the backward pass (less memory, ~30% more compute)."""
+    mixed_precision: Literal["bf16", "fp16", "none"] = "bf16"
+    """FSDP: compute dtype of the wrapped blocks (gradients are reduced in float32)."""
+    state_dict: Literal["sharded", "full"] = "full"
+    """FSDP checkpoints: one consolidated file gathered on rank 0 (what `--ckpt_path last` and requeued jobs
+    resume from), or one shard per rank in a directory (faster for large models; resume it with an explicit
+    `--ckpt_path DIR` and the same world size)."""
+    cpu_offload: bool = False
+    """FSDP: keep parameters in CPU memory between uses."""
+    find_unused_parameters: bool = False
+    """DDP: allow parameters that get no gradient in a step (slower)."""
+    timeout_minutes: int = 30
+    """Collective timeout: a rank that waits longer than this fails instead of hanging."""
+
+    def __post_init__(self) -> None:
+        if self.timeout_minutes < 1:
+            raise ValueError(f"--distributed.timeout_minutes must be >= 1, got {self.timeout_minutes}")
+
+
+def block_class_of(backbone: nn.Module) -> type[nn.Module]:
+    block = getattr(backbone, "block_class", None)
+    if not (isinstance(block, type) and issubclass(block, nn.Module)):
+        raise TypeError(f"{type(backbone).__name__} does not name its repeated block in `block_class`; FSDP presets "
+                        "wrap and checkpoint that block (DESIGN §3)")
+    return block
+
+
+def build_strategy(name: str, backbone: nn.Module, options: StrategyOptions | None = None, *,
+                   precision: str | int | None = None, num_nodes: int = 1, devices_per_node: int | None = None,
+                   ) -> Strategy:
+    """The Lightning strategy of preset `name` for this backbone. Raises ValueError for an unknown preset or
+    a contradictory option, ImportError when DeepSpeed is asked for and not installed."""
+    import datetime
+
+    options = options or StrategyOptions()
+    timeout = datetime.timedelta(minutes=options.timeout_minutes)
+    if name not in PRESETS:
+        raise ValueError(f"trainer.strategy: unknown preset {name!r}; presets are {', '.join(PRESETS)}")
+    if name == "ddp":
+        return DDPStrategy(find_unused_parameters=options.find_unused_parameters, timeout=timeout)
+    if name in FSDP_PRESETS:
+        return _fsdp(name, backbone, options, timeout, num_nodes, devices_per_node)
+    return _deepspeed(name, precision, timeout)
+
+
+def _fsdp(name, backbone, options, timeout, num_nodes, devices_per_node):
+    from lightning.pytorch.strategies import FSDPStrategy
+    from torch.distributed.fsdp import MixedPrecision
+
+    block = block_class_of(backbone)
+    sharding = options.sharding or ("hybrid" if name == "fsdp_hybrid" else "full")
+    if name == "fsdp_hybrid" and sharding != "hybrid":
+        raise ValueError(f"trainer.strategy=fsdp_hybrid contradicts --distributed.sharding {sharding}")
+    kwargs = {}
+    if sharding == "hybrid" and devices_per_node is not None:
+        kwargs["device_mesh"] = (num_nodes, devices_per_node)  # replicate across nodes, shard inside one
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}[options.mixed_precision]
+    mixed = MixedPrecision(param_dtype=dtype, reduce_dtype=torch.float32, buffer_dtype=dtype) if dtype else None
+    return FSDPStrategy(
+        auto_wrap_policy={block},
+        activation_checkpointing_policy={block} if options.activation_checkpointing else None,
+        sharding_strategy={"full": "FULL_SHARD", "hybrid": "HYBRID_SHARD", "grad_op": "SHARD_GRAD_OP"}[sharding],
+        state_dict_type=options.state_dict, mixed_precision=mixed, cpu_offload=options.cpu_offload,
+        timeout=timeout, **kwargs)
+
+
+def _deepspeed(name, precision, timeout):
+    if importlib.util.find_spec("deepspeed") is None:
+        raise ImportError(f"trainer.strategy={name} needs the `deepspeed` package, which is not installed: "
+                          "pip install 'lit_diffusion[deepspeed]' (and a CUDA toolkit matching torch)")
+    if str(precision) not in BF16_PRECISIONS:
+        raise ValueError(f"trainer.strategy={name} trains in bf16: set --trainer.precision bf16-mixed "
+                         f"(got {precision!r})")
+    from lightning.pytorch.strategies import DeepSpeedStrategy
+
+    stage = 3 if "stage_3" in name else 2
+    offload = name.endswith("_offload")
+    return DeepSpeedStrategy(stage=stage, offload_optimizer=offload, offload_parameters=offload and stage == 3,
+                             timeout=timeout)
