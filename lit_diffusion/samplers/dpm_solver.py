@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from lit_diffusion.samplers.base import Coefficients, CountingPredictor, SamplerOutput, check_grid
 
 

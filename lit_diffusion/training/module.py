@@ -3,7 +3,6 @@ the optimiser and EMA, counts images seen, and logs; every piece of diffusion ma
 objective (DESIGN §4)."""
 from __future__ import annotations
 
-import math
 import time
 
 import lightning.pytorch as pl
@@ -195,7 +194,3 @@ class DiffusionModule(pl.LightningModule):
     def generate(self, noise: torch.Tensor, use_ema: bool = True, **sample_kwargs) -> torch.Tensor:
         net = self.ema.shadow if use_ema else self.backbone
         return self.objective.sample(net, noise, **sample_kwargs)
-
-    def steps_for(self, batch_size: int) -> int:
-        """Optimiser steps needed to reach max_images with this per-device batch size."""
-        return math.ceil(self.max_images / (batch_size * max(1, self.trainer.world_size if self._trainer else 1)))
