@@ -30,3 +30,18 @@ def batch(in_channels: int = 3, size: tuple[int, int] = (8, 8), n: int = 3, num_
     t = torch.rand(n, generator=gen)
     cond = torch.randint(0, num_classes + 1, (n,), generator=gen)  # includes the null class
     return x, t, cond
+
+
+def assert_every_parameter_learns(model: nn.Module, steps: int = 3) -> None:
+    """A few Adam steps on an MSE-to-input loss: every parameter is in the graph from the first backward,
+    and every one has a non-zero gradient by the last (zero-initialised gates open after an update)."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    x, t, cond = batch(n=8)
+    for step in range(steps):
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(model(x, t, cond), x).backward()
+        if step == 0:
+            assert all(p.grad is not None for p in model.parameters()), "a parameter is not in the graph"
+        optimizer.step()
+    silent = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not silent, f"parameters without gradient: {silent}"

@@ -3,7 +3,7 @@ import math
 
 import pytest
 import torch
-from backbone_utils import batch, debug_unet, perturb
+from backbone_utils import assert_every_parameter_learns, batch, debug_unet, perturb
 
 from lit_diffusion.backbones import UNET_PRESETS, UNet
 from lit_diffusion.backbones import attention as attention_module
@@ -34,17 +34,7 @@ def test_fresh_model_outputs_exactly_zero(scale_shift):
 @pytest.mark.parametrize("scale_shift", [True, False])
 def test_every_parameter_gets_gradient(scale_shift):
     torch.manual_seed(0)
-    model = debug_unet(scale_shift=scale_shift)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    x, t, cond = batch(n=8)
-    for step in range(3):
-        optimizer.zero_grad()
-        torch.nn.functional.mse_loss(model(x, t, cond), x).backward()
-        if step == 0:
-            assert all(p.grad is not None for p in model.parameters()), "a parameter is not in the graph"
-        optimizer.step()
-    silent = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
-    assert not silent, f"parameters without gradient: {silent}"
+    assert_every_parameter_learns(debug_unet(scale_shift=scale_shift))
 
 
 def test_sdpa_matches_plain_math_in_float64(monkeypatch):

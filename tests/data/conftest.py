@@ -9,23 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from data_helpers import build, extract
 from lit_diffusion.data.dataset_json import read_dataset_json
 from lit_diffusion.data.sources import ArrayImageSource, digits_source
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small tensor ops in the test process: one intra-op thread (much faster on a busy machine,
-    as in DataLoader workers); restored after each test."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -15,15 +15,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: faster than two on this shared 2-core machine; restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
 def private_cache(tmp_path_factory, monkeypatch):
     """$LIT_DIFFUSION_CACHE points at a session folder, so default cache paths stay out of ~/.cache."""
     monkeypatch.setenv("LIT_DIFFUSION_CACHE", str(tmp_path_factory.getbasetemp() / "lit_diffusion_cache"))
