@@ -25,6 +25,7 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lit_diffusion.data.datamodule import ShardDataModule
 from lit_diffusion.distributed import StrategyOptions, config_hash, configure_trainer
 from lit_diffusion.training.checkpointing import AtomicCheckpointIO, find_resume_checkpoint
+from lit_diffusion.training.final_checkpoint import FinalCheckpoint
 from lit_diffusion.training.module import DiffusionModule
 from lit_diffusion.training.preview import SamplePreview
 
@@ -80,6 +81,8 @@ class DiffusionCLI(LightningCLI):
                                                      every_n_train_steps=sub.checkpoint_every_n_steps,
                                                      save_top_k=sub.keep_checkpoints,
                                                      monitor="train/loss", mode="min")]
+        if self.subcommand == "fit":
+            callbacks = callbacks + [FinalCheckpoint()]
         if self.subcommand == "fit" and sub.preview_every_n_steps > 0:
             callbacks = callbacks + [SamplePreview(every_n_steps=sub.preview_every_n_steps, num_samples=64)]
         if config.get("logger") in (None, True):

@@ -14,7 +14,9 @@ from jsonargparse import ArgumentParser
 from lit_diffusion.training.module import DiffusionModule
 
 
-def load_module(checkpoint: str | Path, map_location="cpu") -> DiffusionModule:
+def load_module(checkpoint: str | Path, map_location="cpu", untrained_seed: int | None = None) -> DiffusionModule:
+    """The trained module; with `untrained_seed`, the same model as its training started instead, initialised
+    from that seed (the untrained baseline of a comparison)."""
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -28,7 +30,13 @@ def load_module(checkpoint: str | Path, map_location="cpu") -> DiffusionModule:
     parser = ArgumentParser(exit_on_error=False)
     parser.add_class_arguments(DiffusionModule, "model", fail_untyped=False)
     config = parser.parse_object({"model": spec})
-    module = parser.instantiate_classes(config).model
-    module.load_state_dict(ckpt["state_dict"])
-    module.on_load_checkpoint({k: v for k, v in ckpt.items() if k in ("images_seen", "model_spec", "sample_shape")})
+    if untrained_seed is None:
+        module = parser.instantiate_classes(config).model
+        module.load_state_dict(ckpt["state_dict"])
+    else:
+        with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's RNG
+            torch.manual_seed(untrained_seed)
+            module = parser.instantiate_classes(config).model
+    kept = ("model_spec", "sample_shape") + (("images_seen", "train_seconds") if untrained_seed is None else ())
+    module.on_load_checkpoint({k: v for k, v in ckpt.items() if k in kept})
     return module.eval()

@@ -48,6 +48,8 @@ class DiffusionModule(pl.LightningModule):
         self.ema = EMA(backbone, decay=ema_decay, sigma_rel=ema_sigma_rel)
         self.conditional, self.compile_backbone, self.seed = conditional, compile, int(seed)
         self.images_seen = 0
+        self.train_seconds = 0.0  # wall time spent in fit, summed over resumes (equal-compute comparisons)
+        self._fit_clock: tuple[float, float] | None = None  # (perf_counter at fit start, train_seconds then)
         self.model_spec: dict | None = None  # the config that built this module, set by the CLI
         self.sample_shape: tuple[int, ...] | None = None  # one training sample's shape, for generation
         self.noise_generator: torch.Generator | None = None
@@ -76,6 +78,7 @@ class DiffusionModule(pl.LightningModule):
             self._compiled = True
 
     def on_fit_start(self) -> None:
+        self._fit_clock = (time.perf_counter(), self.train_seconds)
         teacher = getattr(self.objective, "teacher_net", None)
         if teacher is not None:  # a distillation teacher is frozen and not a submodule: move it by hand
             teacher.to(self.device)
@@ -165,6 +168,10 @@ class DiffusionModule(pl.LightningModule):
     # -- checkpoints ---------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint):
         checkpoint["images_seen"] = self.images_seen
+        if self._fit_clock is not None:
+            start, before = self._fit_clock
+            self.train_seconds = before + time.perf_counter() - start
+        checkpoint["train_seconds"] = self.train_seconds
         if self.model_spec is not None:
             checkpoint["model_spec"] = self.model_spec
         if self.sample_shape is not None:
@@ -179,6 +186,9 @@ class DiffusionModule(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint):
         self.images_seen = int(checkpoint.get("images_seen", 0))
+        self.train_seconds = float(checkpoint.get("train_seconds", 0.0))
+        if self._fit_clock is not None:  # resuming inside fit: the clock continues from the stored time
+            self._fit_clock = (self._fit_clock[0], self.train_seconds)
         self.model_spec = checkpoint.get("model_spec", self.model_spec)
         if checkpoint.get("sample_shape") is not None:
             self.sample_shape = tuple(checkpoint["sample_shape"])

@@ -1,6 +1,7 @@
 """Through the real CLI: exact resume (bitwise on the CPU, stopped mid-epoch), W&B offline runs that
 continue under one id, and a NaN loss that stops training without touching the last good checkpoint."""
 import csv
+import time
 from pathlib import Path
 
 import pytest
@@ -34,10 +35,17 @@ def losses(root):
 def test_exact_resume_mid_epoch(tmp_path, digits_shards):
     assert fit(tmp_path / "a", digits_shards, "--trainer.max_steps", "8") == 0
     assert fit(tmp_path / "b", digits_shards, "--trainer.max_steps", "4") == 0
+    # the wall time in fit adds up over resumes: pretend the first part took 1000 s
+    half = torch.load(tmp_path / "b/checkpoints/last.ckpt", weights_only=False)
+    assert 0 < half["train_seconds"] < 1000
+    torch.save(half | {"train_seconds": 1000.0}, tmp_path / "b/checkpoints/last.ckpt")
+    started = time.perf_counter()
     assert fit(tmp_path / "b", digits_shards, "--trainer.max_steps", "8", "--ckpt_path", "last") == 0
+    second_part = time.perf_counter() - started
     a = torch.load(tmp_path / "a/checkpoints/last.ckpt", weights_only=False)
     b = torch.load(tmp_path / "b/checkpoints/last.ckpt", weights_only=False)
     assert a["global_step"] == b["global_step"] == 8 and a["images_seen"] == b["images_seen"] == 256
+    assert 1000.0 < b["train_seconds"] < 1000.0 + second_part
     assert a["state_dict"].keys() == b["state_dict"].keys()
     for key in a["state_dict"]:  # weights and EMA, bitwise
         assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
@@ -48,6 +56,13 @@ def test_exact_resume_mid_epoch(tmp_path, digits_shards):
     assert torch.equal(a["noise_generator"], b["noise_generator"])
     assert losses(tmp_path / "a") == losses(tmp_path / "b")
     assert [s for s, _ in losses(tmp_path / "b")] == list(range(8))
+
+
+def test_last_checkpoint_holds_the_final_step_between_save_intervals(tmp_path, digits_shards):
+    # budget 160 images = 5 steps, checkpoints every 2 steps: the final step 5 is no save step
+    assert fit(tmp_path / "run", digits_shards, "--model.max_images", "160", "--checkpoint_every_n_steps", "2") == 0
+    last = torch.load(tmp_path / "run/checkpoints/last.ckpt", weights_only=False)
+    assert last["global_step"] == 5 and last["images_seen"] == 160
 
 
 def test_resumed_run_continues_the_same_wandb_run(tmp_path, digits_shards, monkeypatch, request):
