@@ -9,11 +9,13 @@ import math
 
 import torch
 
-# Beyond |log-SNR| = 20 (a noise-to-signal ratio outside [e^-10, e^10]) a step changes nothing at
-# float32 precision, so log-SNR and rho grids clamp their ends there.
-LOGSNR_LIMIT = 20.0
-# The rho grid starts its spacing at most at EDM's sigma_max = 80 (Karras et al. 2022, sec. 5, for data in
-# [-1, 1]); on paths that reach higher noise ratios the first step jumps from t_max straight there.
+# The spaced grids ('edm', 'logsnr') place their points between the noise ratios sigma/alpha = 80 and 0.002,
+# EDM's range for data in [-1, 1] (Karras et al. 2022, sec. 5 and Table 1). A path whose t_max lies above 80
+# starts there instead (noise beyond ratio 80 is, to the network, pure noise); one whose t_min lies below 0.002
+# ends with one extra step from 0.002 to t_min, as EDM's final step to sigma = 0. Spacing steps down to
+# ratio ~0 instead wastes them, and a step across many orders of magnitude of noise is where second-order
+# corrections (Heun's trapezoid) go wrong.
+EDM_SIGMA_MIN = 0.002
 EDM_SIGMA_MAX = 80.0
 
 GRIDS = ("uniform", "edm", "logsnr")
@@ -34,13 +36,8 @@ def time_grid(kind: str, steps: int, path, t_max: float = 1.0, t_min: float | No
     n = steps + 1 if t_min == 0.0 else steps
     if kind == "uniform" or n == 1:
         points = torch.linspace(t_max, t_min, n, dtype=torch.float64)
-    elif kind == "edm":
-        points = _rho_points(path, n, t_max, t_min, rho)
-    else:  # logsnr: lambda = -2 log(sigma / alpha), uniform between the (clamped) ends
-        log_ratio = _clamped_log_ratio(path, t_max, t_min)
-        ratios = torch.exp(log_ratio[0] + torch.linspace(0.0, 1.0, n, dtype=torch.float64) * (log_ratio[1] - log_ratio[0]))
-        points = path.t_from_noise_ratio(ratios)
-        points[0], points[-1] = t_max, t_min
+    else:
+        points = _spaced_points(path, n, t_max, t_min, _rho_ratios if kind == "edm" else _logsnr_ratios, rho)
     if t_min > 0.0:
         points = torch.cat([points, torch.zeros(1, dtype=torch.float64)])
     if bool((points[1:] >= points[:-1]).any()):
@@ -48,22 +45,25 @@ def time_grid(kind: str, steps: int, path, t_max: float = 1.0, t_min: float | No
     return points
 
 
-def _clamped_log_ratio(path, t_max: float, t_min: float) -> torch.Tensor:
-    ends = torch.tensor([t_max, t_min], dtype=torch.float64)
-    return torch.log(path.noise_ratio(ends)).clamp(-LOGSNR_LIMIT / 2, LOGSNR_LIMIT / 2)
+def _rho_ratios(hi: float, lo: float, m: int, rho: float) -> torch.Tensor:
+    """m noise ratios from hi to lo, uniform in ratio^(1/rho) (Karras et al. 2022, eq. 5)."""
+    u = torch.linspace(0.0, 1.0, m, dtype=torch.float64)
+    return (hi ** (1 / rho) + u * (lo ** (1 / rho) - hi ** (1 / rho))) ** rho
 
 
-def _rho_points(path, n: int, t_max: float, t_min: float, rho: float) -> torch.Tensor:
-    """n points from t_max to t_min whose noise ratios are rho-spaced (Karras et al. 2022, eq. 5), the
-    spacing starting at most at EDM_SIGMA_MAX; above it the first step jumps from t_max directly."""
-    log_ratio = _clamped_log_ratio(path, t_max, t_min)
-    jump = float(log_ratio[0]) > math.log(EDM_SIGMA_MAX)
-    hi, lo = torch.exp(log_ratio.clamp(max=math.log(EDM_SIGMA_MAX)) / rho)
-    m = n - 1 if jump else n
-    ratios = (hi + torch.linspace(0.0, 1.0, m, dtype=torch.float64) * (lo - hi)) ** rho
-    points = path.t_from_noise_ratio(ratios)
-    points[-1] = t_min
-    if jump:
-        return torch.cat([torch.tensor([t_max], dtype=torch.float64), points])
+def _logsnr_ratios(hi: float, lo: float, m: int, rho: float) -> torch.Tensor:
+    """m noise ratios from hi to lo, uniform in log-SNR = -2 log(ratio) (Lu et al. 2022)."""
+    u = torch.linspace(0.0, 1.0, m, dtype=torch.float64)
+    return torch.exp(math.log(hi) + u * (math.log(lo) - math.log(hi)))
+
+
+def _spaced_points(path, n: int, t_max: float, t_min: float, spacing, rho: float) -> torch.Tensor:
+    """n points from t_max to t_min, spaced by `spacing` inside [EDM_SIGMA_MIN, EDM_SIGMA_MAX]."""
+    r_max, r_min = (float(r) for r in path.noise_ratio(torch.tensor([t_max, t_min], dtype=torch.float64)))
+    tail = r_min < EDM_SIGMA_MIN * (1 - 1e-9)
+    points = path.t_from_noise_ratio(spacing(min(r_max, EDM_SIGMA_MAX), max(r_min, EDM_SIGMA_MIN), n - tail, rho))
     points[0] = t_max
-    return points
+    if not tail:
+        points[-1] = t_min
+        return points
+    return torch.cat([points, torch.tensor([t_min], dtype=torch.float64)])

@@ -47,6 +47,27 @@ def test_euler_equals_deterministic_ddim_on_every_path(name):
                                sample_ddim(objective.path, predict, x, grid).x0)
 
 
+@pytest.mark.parametrize("kind", ["edm", "logsnr"])
+def test_spaced_grids_stay_in_edms_noise_range(kind):
+    """Interior points have sigma/alpha in [0.002, 80] (Karras et al. 2022); the path's ends beyond that are
+    reached directly: FM starts at t = 1 (ratio inf), and steps from ratio 0.002 to t = 0 (ratio 1e-4)."""
+    path = FlowMatching(sigma_min=1e-4).path
+    for steps in (2, 3, 5, 12):
+        grid = time_grid(kind, steps, path)
+        ratios = path.noise_ratio(grid)
+        assert len(grid) == steps + 1 and grid[0] == 1.0 and grid[-1] == 0.0
+        assert bool(((ratios[1:-1] >= 0.002 - 1e-9) & (ratios[1:-1] <= 80.0)).all()), (steps, ratios.tolist())
+        assert abs(float(ratios[-2]) - 0.002) < 1e-9
+    # DDPM's discrete path ends at t = 1/1000 (ratio 0.01 > 0.002): no extra step, the spacing ends there
+    ddpm = DDPM(discrete=True).path
+    grid = time_grid(kind, 6, ddpm)
+    assert grid[-2] == 1e-3 and grid[-1] == 0.0 and float(ddpm.noise_ratio(grid[1:2])) < 80.0
+    if kind == "edm":  # rho = 7 spacing of the interior ratios, Karras et al. eq. 5
+        r = ddpm.noise_ratio(grid[1:-1]) ** (1 / 7)
+        steps_in_root = torch.cat([torch.tensor([80.0 ** (1 / 7)], dtype=torch.float64), r]).diff()
+        torch.testing.assert_close(steps_in_root, torch.full_like(steps_in_root, float(steps_in_root[0])))
+
+
 def test_edm_grid_on_the_edm_path_is_uniform_in_t():
     path = make_objective("consistency_training").path
     torch.testing.assert_close(time_grid("edm", 8, path), torch.linspace(1, 0, 9, dtype=torch.float64))
