@@ -42,7 +42,7 @@ def write_report(suite, trained: dict, evaluated: dict, feature_net, reference) 
     out = Path(suite.out)
     rows, best = [], {}
     for entry in suite.objectives:
-        keys = list(evaluated[(entry.name, suite.seeds[0])])
+        keys = [k for k in evaluated[(entry.name, suite.seeds[0])] if k != "untrained"]
         for key in keys:
             per_seed = [evaluated[(entry.name, s)][key] for s in suite.seeds]
             fd = [m["fd"] for m in per_seed]
@@ -57,19 +57,27 @@ def write_report(suite, trained: dict, evaluated: dict, feature_net, reference) 
              "", "| objective | sampler | NFE | FD ↓ | KID ↓ | class accuracy |", "|---|---|---|---|---|---|"]
     for name, sampler, nfe, fd, kid, acc in rows:
         lines.append(f"| {name} | {sampler} | {nfe} | {_fmt(fd)} | {_fmt(kid)} | {_fmt(acc) if acc else '–'} |")
-    lines += ["", "| objective | best (sampler@NFE) | FD | training images/s | wall time (s) | parameters |", "|---|---|---|---|---|---|"]
+    lines += ["", "| objective | best (sampler@NFE) | FD | untrained network, same sampler | training images/s | "
+              "wall time (s) | parameters |", "|---|---|---|---|---|---|---|"]
     for entry in suite.objectives:
         t = [trained[(entry.name, s)] for s in suite.seeds]
+        untrained = [evaluated[(entry.name, s)]["untrained"] for s in suite.seeds]
         lines.append(f"| {entry.name} | {best[entry.name][0]} | {best[entry.name][1]:.3f} | "
+                     f"{_fmt([u['fd'] for u in untrained])} ({untrained[0]['key']}) | "
                      f"{_fmt([x['images_per_second'] for x in t])} | {_fmt([x['seconds'] for x in t])} | {t[0]['parameters']:,} |")
     # winner per NFE: the lowest mean FD among all objective/sampler pairs evaluated at that NFE
     by_nfe: dict[int, tuple[str, float]] = {}
     for name, sampler, nfe, fd, _, _ in rows:
         if nfe not in by_nfe or statistics.fmean(fd) < by_nfe[nfe][1]:
             by_nfe[nfe] = (f"{name} ({sampler})", statistics.fmean(fd))
-    lines += ["", "Winner per NFE: " + "; ".join(f"{n}: {w} FD {f:.3f}" for n, (w, f) in sorted(by_nfe.items())), ""]
-    lines += ["![quality vs NFE](quality_vs_nfe.png)", "![loss vs images](loss_vs_images.png)",
-              "![throughput](throughput.png)", ""] + [f"![{e.name}](samples_{e.name}.png)" for e in suite.objectives]
+    lines += ["", "| NFE | winner (lowest FD) | FD |", "|---|---|---|"]
+    lines += [f"| {n} | {w} | {f:.3f} |" for n, (w, f) in sorted(by_nfe.items())] + [""]
+    lines += ["| objective | config | overrides |", "|---|---|---|"]
+    lines += [f"| {e.name} | `{Path(e.config).name}` | {' '.join(f'`{o}`' for o in e.overrides) or '–'} |"
+              for e in suite.objectives]
+    lines += ["", "![quality vs NFE](quality_vs_nfe.png)", "![loss vs images](loss_vs_images.png)",
+              "![throughput](throughput.png)", ""]
+    lines += [f"![{e.name}, {best[e.name][0]}](samples_{e.name}.png)" for e in suite.objectives]
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for entry in suite.objectives:
@@ -101,8 +109,8 @@ def write_report(suite, trained: dict, evaluated: dict, feature_net, reference) 
     fig.savefig(out / "throughput.png", dpi=120)
     plt.close(fig)
 
-    for entry in suite.objectives:
-        grid_path = suite.run_dir(entry.name, suite.seeds[0]) / "grid.pt"
+    for entry in suite.objectives:  # the grid of each objective's best sampler@NFE, first seed
+        grid_path = suite.run_dir(entry.name, suite.seeds[0]) / "samples" / f"{best[entry.name][0]}.pt"
         if grid_path.is_file():
             grid = image_grid(torch.load(grid_path))
             Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(out / f"samples_{entry.name}.png")

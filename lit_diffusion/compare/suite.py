@@ -7,7 +7,9 @@ from pathlib import Path
 
 import yaml
 
+from lit_diffusion.launch.options import JobOptions
 from lit_diffusion.samplers import SAMPLERS
+from lit_diffusion.samplers.grids import GRIDS
 
 
 class SuiteError(ValueError):
@@ -18,7 +20,7 @@ class SuiteError(ValueError):
 class ObjectiveEntry:
     name: str  # a label for the report, e.g. "ddpm"
     config: str  # an objective YAML composed on top of the base config
-    samplers: dict[str, list[int]]  # sampler -> NFEs to evaluate
+    samplers: dict[str, list[int]]  # "sampler" or "sampler:grid" (e.g. "heun:uniform") -> NFEs to evaluate
     overrides: list[str] = field(default_factory=list)  # extra CLI overrides for this objective
 
 
@@ -36,7 +38,9 @@ class Suite:
     seeds: list[int] = field(default_factory=lambda: [0])
     num_samples: int = 1000
     batch_size: int = 250
-    launcher: str = "local"
+    launcher: str = "local"  # "slurm": the trainings run as one SLURM job array, evaluation runs here
+    slurm: JobOptions = field(default_factory=JobOptions)  # resources of each array task
+    max_parallel: int | None = None  # at most this many array tasks at once
     source: str = ""  # the file it was read from
 
     def run_dir(self, objective: str, seed: int) -> Path:
@@ -62,7 +66,7 @@ def load_suite(path: str | Path) -> Suite:
         return raw[key]
 
     known = {"name", "out", "base_config", "shards", "build", "objectives", "overrides", "budget", "seeds",
-             "evaluation", "launcher"}
+             "evaluation", "launcher", "slurm"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise SuiteError(f"{path}: unknown keys {unknown}; known: {sorted(known)}")
@@ -73,11 +77,14 @@ def load_suite(path: str | Path) -> Suite:
         where = f"{path}: objectives[{i}]"
         if not isinstance(entry, dict) or not {"name", "config", "samplers"} <= set(entry):
             raise SuiteError(f"{where}: needs 'name', 'config' and 'samplers'")
-        for sampler, nfes in entry["samplers"].items():
+        for key, nfes in entry["samplers"].items():
+            sampler, _, grid = str(key).partition(":")
             if sampler not in SAMPLERS:
                 raise SuiteError(f"{where}: unknown sampler {sampler!r}; known: {sorted(SAMPLERS)}")
+            if grid and grid not in GRIDS:
+                raise SuiteError(f"{where}: samplers.{key}: unknown time grid {grid!r}; known: {list(GRIDS)}")
             if not isinstance(nfes, list) or not nfes or not all(isinstance(n, int) and n >= 1 for n in nfes):
-                raise SuiteError(f"{where}: samplers.{sampler} must be a list of NFEs >= 1, got {nfes!r}")
+                raise SuiteError(f"{where}: samplers.{key} must be a list of NFEs >= 1, got {nfes!r}")
         objectives.append(ObjectiveEntry(entry["name"], resolve(entry["config"]), dict(entry["samplers"]),
                                          list(entry.get("overrides", []))))
     names = [o.name for o in objectives]
@@ -94,6 +101,27 @@ def load_suite(path: str | Path) -> Suite:
                   source=str(path))
     if suite.launcher not in ("local", "slurm"):
         raise SuiteError(f"{path}: launcher must be 'local' or 'slurm', got {suite.launcher!r}")
+    suite.slurm, suite.max_parallel = _slurm_options(path, raw.get("slurm"), suite.name)
     if suite.max_images < 1 or suite.num_samples < 2 or not suite.seeds:
         raise SuiteError(f"{path}: need budget.max_images >= 1, evaluation.num_samples >= 2 and at least one seed")
     return suite
+
+
+def _slurm_options(path: Path, raw, suite_name: str) -> tuple[JobOptions, int | None]:
+    """The `slurm:` mapping: JobOptions fields (nodes, gpus_per_node, cpus_per_task, time, partition, ...)
+    and max_parallel."""
+    raw = dict(raw or {})
+    if not isinstance(raw, dict):
+        raise SuiteError(f"{path}: 'slurm' must be a mapping of job options")
+    max_parallel = raw.pop("max_parallel", None)
+    if max_parallel is not None and (not isinstance(max_parallel, int) or max_parallel < 1):
+        raise SuiteError(f"{path}: slurm.max_parallel must be an integer >= 1, got {max_parallel!r}")
+    known = set(JobOptions.__dataclass_fields__)
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise SuiteError(f"{path}: unknown slurm options {unknown}; known: {sorted(known | {'max_parallel'})}")
+    raw.setdefault("job_name", f"compare-{suite_name}")
+    try:
+        return JobOptions(**raw), max_parallel
+    except (ValueError, TypeError) as error:
+        raise SuiteError(f"{path}: slurm: {error}") from None

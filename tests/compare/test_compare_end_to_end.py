@@ -1,5 +1,6 @@
 """`lit-diffusion compare` end to end at tiny size: trains, evaluates on one noise bank, writes the
 report with its plots; a suite stopped in the middle and started again trains only unfinished runs."""
+import json
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,8 @@ def write_suite(tmp_path, objectives):
     return load_suite(path)
 
 
-FM = {"name": "flow_matching", "config": str(EXPERIMENTS / "objectives/flow_matching.yaml"), "samplers": {"euler": [1, 4]}}
+FM = {"name": "flow_matching", "config": str(EXPERIMENTS / "objectives/flow_matching.yaml"),
+      "samplers": {"euler": [1, 4], "heun:uniform": [3]}}
 CT = {"name": "consistency_training", "config": str(EXPERIMENTS / "objectives/consistency_training.yaml"),
       "samplers": {"consistency": [1, 2]}}
 
@@ -51,7 +53,14 @@ def test_compare_trains_evaluates_reports_and_resumes(tmp_path):
     assert fm_ckpt.stat().st_mtime_ns == fm_mtime
     assert torch.load(ct_dir / "checkpoints/last.ckpt", weights_only=False)["images_seen"] == 192
     text = report.read_text()
-    for row in ("| flow_matching | euler | 1 |", "| flow_matching | euler | 4 |", "| consistency_training | consistency | 2 |"):
+    for row in ("| flow_matching | euler | 1 |", "| flow_matching | euler | 4 |", "| flow_matching | heun:uniform | 2 |",  # 3 asked, the first step from pure noise is Euler
+                "| consistency_training | consistency | 2 |"):
         assert row in text
+    # each objective's untrained baseline is scored at its best sampler@NFE on the same noise bank
+    evaluated = json.loads((tmp_path / "out/runs/flow_matching-seed0/eval.json").read_text())
+    best = min((k for k in evaluated if not k.startswith("untrained/")), key=lambda k: evaluated[k]["fd"])
+    untrained = evaluated[f"untrained/{best}"]
+    assert untrained["fd"] != evaluated[best]["fd"]  # 6 training steps: not necessarily better yet
+    assert f"{untrained['fd']:.3f} ({best.split('/')[0]})" in text
     for png in ("quality_vs_nfe.png", "loss_vs_images.png", "throughput.png", "samples_flow_matching.png"):
         assert (report.parent / png).stat().st_size > 1000, png

@@ -26,6 +26,14 @@ def test_every_suite_under_experiments_loads():
     ("name: x\nout: o\nbase_config: b\nshards: s\nobjectives: [{name: a, config: c, samplers: {euler: [0]}}]\n", "NFEs >= 1"),
     ("name: x\nout: o\nbase_config: b\nshards: s\nobjectives: []\nbudgett: {}\n", "unknown keys \\['budgett'\\]"),
     ("name: [\n", "not valid YAML"),
+    ("name: x\nout: o\nbase_config: b\nshards: s\nobjectives: [{name: a, config: c, samplers: {'heun:zigzag': [3]}}]\n",
+     "samplers.heun:zigzag: unknown time grid 'zigzag'"),
+    ("name: x\nout: o\nbase_config: b\nshards: s\nobjectives: []\nlauncher: slurm\nslurm: {gpus: 2}\n",
+     "unknown slurm options \\['gpus'\\]"),
+    ("name: x\nout: o\nbase_config: b\nshards: s\nobjectives: []\nlauncher: slurm\nslurm: {time: soon}\n",
+     "slurm: --time: 'soon' is not a SLURM time"),
+    ("name: x\nout: o\nbase_config: b\nshards: s\nobjectives: []\nslurm: {max_parallel: 0}\n",
+     "slurm.max_parallel must be an integer >= 1"),
 ])
 def test_bad_suites_name_the_key(tmp_path, text, message):
     path = tmp_path / "suite.yaml"
