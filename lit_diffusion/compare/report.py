@@ -77,15 +77,24 @@ def write_report(suite, trained: dict, evaluated: dict, feature_net, reference) 
               for e in suite.objectives]
     lines += ["", "![quality vs NFE](quality_vs_nfe.png)", "![loss vs images](loss_vs_images.png)",
               "![throughput](throughput.png)", ""]
+    lines += ["![samples of every objective at its best setting](samples.png)", ""]
     lines += [f"![{e.name}, {best[e.name][0]}](samples_{e.name}.png)" for e in suite.objectives]
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for entry in suite.objectives:
-        for sampler in entry.samplers:
+    # colour = objective, marker and line style = sampler; the untrained networks as a grey band
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    styles = [("o", "-"), ("s", "--"), ("^", ":"), ("D", "-.")]
+    for i, entry in enumerate(suite.objectives):
+        for j, sampler in enumerate(entry.samplers):
             pts = sorted((nfe, statistics.fmean(fd)) for n, s, nfe, fd, _, _ in rows if n == entry.name and s == sampler)
-            ax.plot(*zip(*pts), marker="o", label=f"{entry.name} / {sampler}")
-    ax.set(xscale="log", yscale="log", xlabel="NFE", ylabel="Fréchet distance (lower is better)", title="Quality vs NFE")
-    ax.legend(fontsize=7)
+            marker, line = styles[j % len(styles)]
+            ax.plot(*zip(*pts), marker=marker, linestyle=line, color=f"C{i}", label=f"{entry.name} / {sampler}")
+    untrained = [evaluated[(e.name, s)]["untrained"]["fd"] for e in suite.objectives for s in suite.seeds]
+    ax.axhspan(min(untrained) * 0.97, max(untrained) * 1.03, color="0.8", label="untrained networks")
+    nfes = sorted({row[2] for row in rows})
+    ax.set(xscale="log", yscale="log", xlabel="NFE (network evaluations per sample)",
+           ylabel="Fréchet distance (lower is better)", title=f"{suite.name}: quality vs NFE")
+    ax.set_xticks(nfes, [str(n) for n in nfes])
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     fig.savefig(out / "quality_vs_nfe.png", dpi=120)
     plt.close(fig)
@@ -114,10 +123,28 @@ def write_report(suite, trained: dict, evaluated: dict, feature_net, reference) 
         if grid_path.is_file():
             grid = image_grid(torch.load(grid_path))
             Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(out / f"samples_{entry.name}.png")
+    _samples_overview(suite, best, out)
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
     _to_wandb(suite, lines, out)
     return report
+
+
+def _samples_overview(suite, best: dict, out: Path) -> None:
+    """One figure: each objective's sample grid (first seed, best sampler@NFE) side by side, titled."""
+    panels = [(e.name, out / f"samples_{e.name}.png") for e in suite.objectives]
+    panels = [(name, path) for name, path in panels if path.is_file()]
+    if not panels:
+        return
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.0), squeeze=False)
+    for ax, (name, path) in zip(axes[0], panels):
+        ax.imshow(Image.open(path), cmap="gray", interpolation="nearest")
+        key, fd = best[name]
+        ax.set_title(f"{name}\n{key}, FD {fd:.1f}", fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(out / "samples.png", dpi=120)
+    plt.close(fig)
 
 
 def _to_wandb(suite, lines, out: Path) -> None:

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -17,6 +18,7 @@ from lit_diffusion.compare.report import write_report
 from lit_diffusion.compare.suite import Suite, load_suite
 
 BANK_SEED = 20_251  # the evaluation noise is the same for every objective, sampler and seed
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # where evaluation samples and extracts features
 
 
 def _cli(args: list[str]) -> int:
@@ -30,14 +32,15 @@ def _read_checkpoint(path: Path) -> dict:
 
 
 def finished(suite: Suite, run_dir: Path) -> bool:
-    """A run is finished when its last checkpoint has seen the budget (or, under a wall-clock budget, when its
-    training returned and train.json was written)."""
+    """A run is finished when its last checkpoint has seen the image budget or, under a wall-clock budget, has
+    trained that long (Lightning's timer stops at the first step past it; 2% slack for its own start-up)."""
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
         return False
-    if suite.max_time and (run_dir / "train.json").is_file():
+    state = _read_checkpoint(ckpt)
+    if suite.max_time_seconds and state.get("train_seconds", 0.0) >= 0.98 * suite.max_time_seconds:
         return True
-    return _read_checkpoint(ckpt).get("images_seen", 0) >= suite.max_images
+    return state.get("images_seen", 0) >= suite.max_images
 
 
 def fit_args(suite: Suite, entry, seed: int) -> list[str]:
@@ -64,7 +67,7 @@ def record_training(suite: Suite, entry, seed: int) -> dict:
 
 
 def _progress(run_dir: Path) -> str | None:
-    """"images seen, loss" from the newest CSV log of a run (Lightning flushes it every 100 steps)."""
+    """"images seen, loss" from the newest CSV log of a run (Lightning flushes it every few dozen steps)."""
     logs = sorted((run_dir / "csv").glob("version_*/metrics.csv"), key=lambda p: p.stat().st_mtime)
     if not logs:
         return None
@@ -146,13 +149,15 @@ def _sample_and_score(module, suite: Suite, sampler: str, nfe: int, feature_net,
     from lit_diffusion.evaluation.metrics import evaluate_samples
 
     sampler, _, grid = sampler.partition(":")
+    device = next(module.parameters()).device
     classes = getattr(module.backbone, "num_classes", 0) if module.conditional else 0
     bank = NoiseBank(module.sample_shape, suite.num_samples, seed=BANK_SEED, num_classes=classes)
     samples, labels, used = [], [], nfe
     for _, noise, label in bank.batches(suite.batch_size):
-        out = module.objective.sample_with_info(module.ema.shadow, noise, sampler=sampler, nfe=nfe, cond=label,
-                                                grid=grid or None, generator=torch.Generator().manual_seed(BANK_SEED))
-        samples.append(out.x0.clamp(-1, 1))
+        out = module.objective.sample_with_info(module.ema.shadow, noise.to(device), sampler=sampler, nfe=nfe,
+                                                cond=label.to(device), grid=grid or None,
+                                                generator=torch.Generator(device).manual_seed(BANK_SEED))
+        samples.append(out.x0.clamp(-1, 1).cpu())
         labels.append(label)
         used = out.nfe
     x = torch.cat(samples)
@@ -189,14 +194,14 @@ def evaluate(suite: Suite, entry, seed: int, feature_net, reference, log=print) 
 
     def trained():
         nonlocal module
-        module = module or load_module(checkpoint)
+        module = module or load_module(checkpoint).to(DEVICE)
         return module
 
     for sampler, nfes in entry.samplers.items():
         for nfe in nfes:
             results[f"{sampler}@{nfe}"] = cached(f"{sampler}@{nfe}", trained)
     best = min(results, key=lambda k: results[k]["fd"])
-    results["untrained"] = cached(f"untrained/{best}", lambda: load_module(checkpoint, untrained_seed=seed))
+    results["untrained"] = cached(f"untrained/{best}", lambda: load_module(checkpoint, untrained_seed=seed).to(DEVICE))
     results["untrained"]["key"] = best
     return results
 
@@ -212,11 +217,18 @@ def run_suite(suite: Suite, log=print) -> Path:
             raise FileNotFoundError(f"{suite.source}: shards {suite.shards} not found and no 'build' given")
         if _cli(["data", "build", *suite.build, "--out", suite.shards, "--no-progress"]) != 0:
             raise RuntimeError(f"building {suite.shards} failed")
+    started = time.perf_counter()
     trained = train_all(suite, log)
-    feature_net = load_or_train_classifier(suite.shards, cache_dir=str(out / "cache"))
+    trained_at = time.perf_counter()
+    log("[evaluation] feature network and reference statistics (cached after the first time)")
+    feature_net = load_or_train_classifier(suite.shards, cache_dir=str(out / "cache"), device=DEVICE)
     reference = reference_stats(feature_net, suite.shards, cache_dir=str(out / "cache"))
     evaluated = {(e.name, s): evaluate(suite, e, s, feature_net, reference, log) for e in suite.objectives for s in suite.seeds}
-    return write_report(suite, trained, evaluated, feature_net, reference)
+    report = write_report(suite, trained, evaluated, feature_net, reference)
+    done = time.perf_counter()
+    log(f"[done] this start took {(done - started) / 60:.1f} min: training {(trained_at - started) / 60:.1f} min "
+        f"(runs trained earlier are not counted), evaluation and report {(done - trained_at) / 60:.1f} min")
+    return report
 
 
 def main(argv: list[str]) -> int:

@@ -35,6 +35,7 @@ class Suite:
     overrides: list[str] = field(default_factory=list)
     max_images: int = 64_000
     max_time: str | None = None  # Lightning's "DD:HH:MM:SS" wall-clock limit per run
+    max_time_seconds: float = 0.0  # the same in seconds (0: none)
     seeds: list[int] = field(default_factory=lambda: [0])
     num_samples: int = 1000
     batch_size: int = 250
@@ -102,6 +103,13 @@ def load_suite(path: str | Path) -> Suite:
     if suite.launcher not in ("local", "slurm"):
         raise SuiteError(f"{path}: launcher must be 'local' or 'slurm', got {suite.launcher!r}")
     suite.slurm, suite.max_parallel = _slurm_options(path, raw.get("slurm"), suite.name)
+    if suite.max_time is not None:
+        parts = str(suite.max_time).split(":")
+        if len(parts) != 4 or not all(p.isdigit() for p in parts):
+            raise SuiteError(f"{path}: budget.max_time must be 'DD:HH:MM:SS' (Lightning's format), got {suite.max_time!r}")
+        days, hours, minutes, seconds = (int(p) for p in parts)
+        suite.max_time = str(suite.max_time)
+        suite.max_time_seconds = float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
     if suite.max_images < 1 or suite.num_samples < 2 or not suite.seeds:
         raise SuiteError(f"{path}: need budget.max_images >= 1, evaluation.num_samples >= 2 and at least one seed")
     return suite

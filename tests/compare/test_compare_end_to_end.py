@@ -64,3 +64,16 @@ def test_compare_trains_evaluates_reports_and_resumes(tmp_path):
     assert f"{untrained['fd']:.3f} ({best.split('/')[0]})" in text
     for png in ("quality_vs_nfe.png", "loss_vs_images.png", "throughput.png", "samples_flow_matching.png"):
         assert (report.parent / png).stat().st_size > 1000, png
+
+
+@pytest.mark.slow
+def test_wall_clock_budget_stops_runs_and_counts_them_finished(tmp_path):
+    suite = write_suite(tmp_path, [FM])
+    suite.max_images, suite.max_time, suite.max_time_seconds = 10**9, "00:00:00:04", 4.0
+    logs = []
+    run_suite(suite, log=logs.append)
+    trained = json.loads((suite.run_dir("flow_matching", 0) / "train.json").read_text())
+    assert 4.0 <= trained["seconds"] < 60 and 0 < trained["images_seen"] < 10**9
+    logs.clear()
+    run_suite(suite, log=logs.append)
+    assert any("flow_matching seed 0] finished earlier: not trained again" in line for line in logs)

@@ -32,6 +32,8 @@ def test_every_suite_under_experiments_loads():
      "unknown slurm options \\['gpus'\\]"),
     ("name: x\nout: o\nbase_config: b\nshards: s\nobjectives: []\nlauncher: slurm\nslurm: {time: soon}\n",
      "slurm: --time: 'soon' is not a SLURM time"),
+    ("name: x\nout: o\nbase_config: b\nshards: s\nobjectives: []\nbudget: {max_time: '5 min'}\n",
+     "budget.max_time must be 'DD:HH:MM:SS'"),
     ("name: x\nout: o\nbase_config: b\nshards: s\nobjectives: []\nslurm: {max_parallel: 0}\n",
      "slurm.max_parallel must be an integer >= 1"),
 ])
