@@ -30,13 +30,15 @@ def load_module(checkpoint: str | Path, map_location="cpu", untrained_seed: int 
     parser = ArgumentParser(exit_on_error=False)
     parser.add_class_arguments(DiffusionModule, "model", fail_untyped=False)
     config = parser.parse_object({"model": spec})
+    # jsonargparse 4.49 renamed instantiate_classes to instantiate; older versions have only the former
+    instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
     if untrained_seed is None:
-        module = parser.instantiate_classes(config).model
+        module = instantiate(config).model
         module.load_state_dict(ckpt["state_dict"])
     else:
         with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's RNG
             torch.manual_seed(untrained_seed)
-            module = parser.instantiate_classes(config).model
+            module = instantiate(config).model
     kept = ("model_spec", "sample_shape") + (("images_seen", "train_seconds") if untrained_seed is None else ())
     module.on_load_checkpoint({k: v for k, v in ckpt.items() if k in kept})
     return module.eval()
