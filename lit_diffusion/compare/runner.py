@@ -66,8 +66,8 @@ def record_training(suite: Suite, entry, seed: int) -> dict:
     return info
 
 
-def _progress(run_dir: Path) -> str | None:
-    """"images seen, loss" from the newest CSV log of a run (Lightning flushes it every few dozen steps)."""
+def _progress(run_dir: Path, max_images: int) -> str | None:
+    """"images seen of the budget, loss" from the newest CSV log of a run (flushed every few dozen steps)."""
     logs = sorted((run_dir / "csv").glob("version_*/metrics.csv"), key=lambda p: p.stat().st_mtime)
     if not logs:
         return None
@@ -77,7 +77,8 @@ def _progress(run_dir: Path) -> str | None:
     row = dict(zip(lines[0].split(","), lines[-1].split(",")))
     if not row.get("train/images_seen") or not row.get("train/loss"):
         return None
-    return f"{int(float(row['train/images_seen'])):,} images, loss {float(row['train/loss']):.4f}"
+    seen = int(float(row["train/images_seen"]))
+    return f"{seen:,} / {max_images:,} images ({100 * seen / max_images:.0f}%), loss {float(row['train/loss']):.4f}"
 
 
 def train_locally(suite: Suite, entry, seed: int, log=print, poll_seconds: float = 10.0) -> None:
@@ -95,15 +96,17 @@ def train_locally(suite: Suite, entry, seed: int, log=print, poll_seconds: float
     with open(log_path, "a") as out:
         child = subprocess.Popen([sys.executable, "-m", "lit_diffusion.cli", *args], stdout=out,
                                  stderr=subprocess.STDOUT, env=env)
+        shown = None
         try:
             while True:
                 try:
                     code = child.wait(timeout=poll_seconds)
                     break
                 except subprocess.TimeoutExpired:
-                    progress = _progress(run_dir)
-                    if progress:
+                    progress = _progress(run_dir, suite.max_images)
+                    if progress and progress != shown:
                         log(f"[{entry.name} seed {seed}] {progress}")
+                        shown = progress
         finally:
             if child.poll() is None:  # interrupted here: stop the child too (its last checkpoint stays)
                 child.terminate()
