@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from lit_diffusion.training.sample_cli import noise_for
+
 
 class NoiseBank:
     """Args:
@@ -22,8 +24,7 @@ class NoiseBank:
         self.shape, self.size, self.seed, self.num_classes = tuple(int(d) for d in shape), int(size), int(seed), num_classes
 
     def noise(self, indices) -> torch.Tensor:
-        return torch.stack([torch.randn(self.shape, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + int(i)))
-                            for i in indices])
+        return noise_for([int(i) for i in indices], self.shape, self.seed)  # the noise `lit-diffusion sample` uses
 
     def labels(self, indices) -> torch.Tensor | None:
         if not self.num_classes:

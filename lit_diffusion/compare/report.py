@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from lit_diffusion.training.preview import image_grid  # noqa: E402
+from lit_diffusion.training.preview import image_grid, save_png  # noqa: E402
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -121,8 +121,7 @@ def write_report(suite, trained: dict, evaluated: dict, feature_net, reference) 
     for entry in suite.objectives:  # the grid of each objective's best sampler@NFE, first seed
         grid_path = suite.run_dir(entry.name, suite.seeds[0]) / "samples" / f"{best[entry.name][0]}.pt"
         if grid_path.is_file():
-            grid = image_grid(torch.load(grid_path))
-            Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(out / f"samples_{entry.name}.png")
+            save_png(image_grid(torch.load(grid_path)), out / f"samples_{entry.name}.png")
     _samples_overview(suite, best, out)
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")

@@ -4,6 +4,7 @@ report. `lit-diffusion compare -c SUITE.yaml`."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -28,7 +29,7 @@ def _cli(args: list[str]) -> int:
 
 
 def _read_checkpoint(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return torch.load(path, map_location="cpu", weights_only=False, mmap=True)  # only a few fields are read
 
 
 def finished(suite: Suite, run_dir: Path) -> bool:
@@ -178,11 +179,9 @@ def evaluate(suite: Suite, entry, seed: int, feature_net, reference, log=print) 
     cache_path = run_dir / "eval.json"
     cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
-    module = None
     results = {}
 
     def cached(key: str, make_module):
-        nonlocal module
         slot = f"{key}/{suite.num_samples}"
         if slot not in cache:
             sampler, nfe = key.removeprefix("untrained/").split("@")
@@ -195,11 +194,7 @@ def evaluate(suite: Suite, entry, seed: int, feature_net, reference, log=print) 
             log(f"[{entry.name} seed {seed}] {key}: FD {metrics['fd']:.3f}")
         return cache[slot]
 
-    def trained():
-        nonlocal module
-        module = module or load_module(checkpoint).to(DEVICE)
-        return module
-
+    trained = functools.cache(lambda: load_module(checkpoint).to(DEVICE))  # loaded once, only if needed
     for sampler, nfes in entry.samplers.items():
         for nfe in nfes:
             results[f"{sampler}@{nfe}"] = cached(f"{sampler}@{nfe}", trained)

@@ -5,14 +5,15 @@ then evaluates locally; started again while the array still runs, it waits for t
 submitting a second one."""
 from __future__ import annotations
 
-import json
 import time
+from collections import Counter
 from pathlib import Path
 
 from lit_diffusion.launch.configcheck import resolve_config
 from lit_diffusion.launch.render import render
-from lit_diffusion.launch.sbatch import check_partition, job_states, submit
-from lit_diffusion.launch.sweep import array_spec
+from lit_diffusion.launch.commands import write_and_submit
+from lit_diffusion.launch.sbatch import job_states
+from lit_diffusion.launch.sweep import MANIFEST, array_spec, read_manifest, write_manifest
 
 # SLURM job states that are over (a task in any other state is pending, running or being requeued)
 FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL",
@@ -20,7 +21,7 @@ FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT
 
 
 def manifest_path(suite) -> Path:
-    return Path(suite.out) / "slurm" / "manifest.json"
+    return Path(suite.out) / "slurm" / MANIFEST
 
 
 def active_tasks(job_id: str) -> dict[str, str]:
@@ -35,18 +36,11 @@ def wait_for_array(job_id: str, log=print, poll_seconds: float = 2.0) -> None:
         active = active_tasks(job_id)
         if not active:
             return
-        summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(_count(active.values()).items()))
+        summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(Counter(active.values()).items()))
         if summary != last:
             log(f"[slurm] job array {job_id}: {summary}")
             last = summary
         time.sleep(poll_seconds)
-
-
-def _count(states) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for state in states:
-        counts[state] = counts.get(state, 0) + 1
-    return counts
 
 
 def submit_array(suite, pending: list[tuple[object, int, list[str]]], log=print) -> str:
@@ -54,25 +48,17 @@ def submit_array(suite, pending: list[tuple[object, int, list[str]]], log=print)
     task under OUT/slurm/task-I/ and the manifest, submits the array and returns its job id."""
     options = suite.slurm
     root = (Path(suite.out) / "slurm").resolve()
-    if options.partition:
-        check_partition(options.partition)
-    tasks = []
+    tasks, configs = [], {}
     for i, (entry, seed, fit_args) in enumerate(pending):
-        text, _ = resolve_config([], fit_args + options.trainer_overrides())
         config = root / f"task-{i}" / "config.yaml"
-        config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text(text)
+        configs[config], _ = resolve_config([], fit_args + options.trainer_overrides())
         tasks.append({"task_id": i, "objective": entry.name, "seed": seed,
                       "run_dir": str(suite.run_dir(entry.name, seed)), "config": str(config)})
-    (root / "logs").mkdir(parents=True, exist_ok=True)
     script = render(options, config=root / "task-${SLURM_ARRAY_TASK_ID}" / "config.yaml", workdir=Path.cwd(),
                     log_file=str(root / "logs" / "%x-%A_%a.out"), array=array_spec(len(tasks), suite.max_parallel),
                     environment={"WANDB_RUN_GROUP": f"compare-{suite.name}"})
-    (root / "job.sbatch").write_text(script)
-    job_id = submit(script, workdir=str(Path.cwd()))
-    tmp = root / "manifest.json.tmp"
-    tmp.write_text(json.dumps({"job_id": job_id, "tasks": tasks}, indent=1))
-    tmp.replace(root / "manifest.json")
+    job_id = write_and_submit(root, script, configs, options.partition)
+    write_manifest(root, {"job_id": job_id, "tasks": tasks})
     log(f"[slurm] submitted {len(tasks)} training(s) as job array {job_id}; logs in {root / 'logs'}")
     return job_id
 
@@ -82,7 +68,7 @@ def earlier_array(suite) -> str | None:
     path = manifest_path(suite)
     if not path.is_file():
         return None
-    job_id = json.loads(path.read_text())["job_id"]
+    job_id = read_manifest(path)["job_id"]
     return job_id if active_tasks(job_id) else None
 
 
@@ -90,7 +76,7 @@ def task_log(suite, objective: str, seed: int) -> str:
     """Where the array task that trained this run wrote its log (for error messages)."""
     path = manifest_path(suite)
     if path.is_file():
-        manifest = json.loads(path.read_text())
+        manifest = read_manifest(path)
         for task in manifest["tasks"]:
             if task["objective"] == objective and task["seed"] == seed:
                 return str(path.parent / "logs" / f"{suite.slurm.job_name}-{manifest['job_id']}_{task['task_id']}.out")

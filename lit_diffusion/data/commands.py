@@ -161,10 +161,9 @@ def show_info(args) -> int:
 
 
 def verify(args) -> int:
-    import hashlib
     from pathlib import Path
 
-    from .dataset_json import read_dataset_json
+    from .dataset_json import file_sha256, read_dataset_json
     from .decode import SampleDecoder
     from .shardio import read_shard
 
@@ -176,11 +175,7 @@ def verify(args) -> int:
     for shard in info.shards:
         url = str(folder / shard.name)
         try:
-            sha = hashlib.sha256()
-            with open(url, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    sha.update(block)
-            digest = sha.hexdigest()
+            digest = file_sha256(url)
             if shard.sha256 and digest != shard.sha256:
                 raise DataError(f"sha256 {digest[:16]}... differs from dataset.json", shard=url)
             for raw in read_shard(url, 0, shard.count, shard.count):

@@ -166,6 +166,13 @@ class ShardDataModule(pl.LightningDataModule):
         return EpochPlan(tuple(self.train_set.counts), self.batch_size, world, self.num_workers, self.seed,
                          self.shuffle_shards, self.samples_per_epoch, pad=False)
 
+    def val_plan(self, world_size: int | None = None) -> EpochPlan:
+        """Validation (and evaluation) order: every sample once in stored order, padded to whole batches."""
+        self.setup()
+        world = self._rank_world()[1] if world_size is None else world_size
+        return EpochPlan(tuple(self.val_set.counts), self.val_batch_size, world, self.num_workers, self.seed,
+                         shuffle_shards=False, pad=True)
+
     @property
     def steps_per_epoch(self) -> int:
         """Training batches per rank per epoch."""
@@ -213,11 +220,7 @@ class ShardDataModule(pl.LightningDataModule):
     def _make_iterable(self, train: bool, epoch: int, start_batch: int) -> ShardIterable:
         rank, world = self._rank_world()
         shards = self.train_set if train else self.val_set
-        if train:
-            plan = self.train_plan(world)
-        else:
-            plan = EpochPlan(tuple(shards.counts), self.val_batch_size, world, self.num_workers, self.seed,
-                             shuffle_shards=False, pad=True)
+        plan = self.train_plan(world) if train else self.val_plan(world)
         decoder = SampleDecoder(shards.info, self._labels(shards.info), self.decoder)
         return ShardIterable(shards.urls, plan, decoder, rank, epoch, start_batch,
                              shuffle_buffer=self.shuffle_buffer if train else 0,

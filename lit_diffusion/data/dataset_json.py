@@ -18,6 +18,7 @@ Fields (see data/README.md for the full description)::
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -106,6 +107,15 @@ class DatasetInfo:
         if d.get("version", FORMAT_VERSION) > FORMAT_VERSION:
             raise ValueError(f"dataset.json: version {d['version']} is newer than {FORMAT_VERSION}")
         return cls(**d)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (shard checksums, weight files)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def write_json_atomic(obj: Any, path: str | os.PathLike) -> None:

@@ -13,20 +13,25 @@ from typing import Callable
 log = logging.getLogger("lit_diffusion.data")
 
 
+def _decode_with_op(data: bytes):
+    # module level, not a closure: decoders travel to DataLoader workers started by spawn/forkserver by pickle
+    import torch
+    import torchvision.io
+
+    return torch.ops.image.decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8),
+                                        torchvision.io.ImageReadMode.UNCHANGED.value, False)
+
+
 @functools.cache
 def torchvision_decoder() -> Callable | None:
     """``f(data: bytes) -> uint8 Tensor (C, H, W)`` (channels as stored), or None if unavailable."""
     try:
         import torch
-        import torchvision.io  # noqa: F401  (loads the image extension and registers the op)
+        import torchvision.io  # (loads the image extension and registers the op)
 
-        op = torch.ops.image.decode_image
-        unchanged = torchvision.io.ImageReadMode.UNCHANGED.value
+        torch.ops.image.decode_image  # noqa: B018  (raises where the op is missing)
+        torchvision.io.ImageReadMode.UNCHANGED  # noqa: B018
     except (ImportError, AttributeError, RuntimeError) as e:
         log.warning("torchvision image decoding unavailable (%s); decoding with PIL", e)
         return None
-
-    def decode(data: bytes):
-        return op(torch.frombuffer(bytearray(data), dtype=torch.uint8), unchanged, False)
-
-    return decode
+    return _decode_with_op

@@ -1,6 +1,7 @@
 """Two-dimensional toy distributions for quick experiments and tests (pure torch, no download)."""
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -8,6 +9,7 @@ import torch
 from lit_diffusion.objectives.analytic import GaussianMixture
 
 
+@functools.cache  # built once: sample_toy draws from it every training step
 def eight_gaussians(radius: float = 1.0, std: float = 0.1) -> GaussianMixture:
     """Eight equal isotropic Gaussians on a circle: a mixture with a closed-form density and denoiser."""
     angles = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)

@@ -32,7 +32,7 @@ from lit_diffusion.data.datamodule import ShardDataModule
 
 from . import cache
 from ._dist import broadcast_object, gather_rows, rank_world
-from .feature_network import FeatureNetwork, check_images
+from .feature_network import FeatureNetwork, check_images, to_uint8_range
 from .shards import SplitReader
 
 log = logging.getLogger("lit_diffusion.evaluation")
@@ -164,7 +164,7 @@ def _load(data: Data, num_workers: int, who: str) -> tuple[torch.Tensor, torch.T
         if not isinstance(y, torch.Tensor) or y.shape != (x.shape[0],) or y.is_floating_point():
             raise ValueError(f"{who}: labels must be an integer tensor of shape ({x.shape[0]},), got "
                              f"{tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__}")
-        u8 = ((x.detach().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        u8 = to_uint8_range(x.detach().cpu()).to(torch.uint8)
         fp = hashlib.sha256(u8.numpy().tobytes() + y.cpu().to(torch.int64).numpy().tobytes()).hexdigest()
         return u8, y.cpu().to(torch.int64), f"tensors-{fp[:32]}", []
     reader = SplitReader(data, num_workers=num_workers, labels=True)
@@ -175,7 +175,7 @@ def _load(data: Data, num_workers: int, who: str) -> tuple[torch.Tensor, torch.T
     xs, ys, ps = [], [], []
     for pos, batch in reader:
         # batches are u / 127.5 - 1 of the stored 8-bit pixels: the round trip is exact
-        xs.append(((batch["x"] + 1) * 127.5).round().to(torch.uint8))
+        xs.append(to_uint8_range(batch["x"]).to(torch.uint8))
         ys.append(batch["label"])
         ps.append(pos)
     c, h, w = info.shape

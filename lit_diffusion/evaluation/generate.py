@@ -13,6 +13,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from lit_diffusion.data.plan import rng_for
+
 from ._dist import gather_rows, rank_world, share
 
 SampleFn = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
@@ -20,8 +22,7 @@ SampleFn = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 
 def sample_noise(indices: Sequence[int], shape: Sequence[int], seed: int = 0) -> torch.Tensor:
     """Standard normal noise (len(indices), *shape), float32; row j depends only on (seed, indices[j])."""
-    rows = [np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, int(i)])))
-            .standard_normal(tuple(shape), dtype=np.float32) for i in indices]
+    rows = [rng_for(seed, int(i)).standard_normal(tuple(shape), dtype=np.float32) for i in indices]
     return torch.from_numpy(np.stack(rows)) if rows else torch.empty(0, *shape)
 
 

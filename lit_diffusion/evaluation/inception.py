@@ -17,13 +17,14 @@ Both take 1- or 3-channel images of any size (grey is repeated to RGB).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
+
+from lit_diffusion.data.dataset_json import file_sha256
 
 from .feature_network import FeatureNetwork, check_images, to_uint8_range
 
@@ -33,14 +34,6 @@ TORCHMETRICS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 TORCHMETRICS_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + TORCHMETRICS_FILE
 Backend = Literal["clean-fid", "torchmetrics"]
 _FILES = {"clean-fid": (CLEANFID_FILE, CLEANFID_URL), "torchmetrics": (TORCHMETRICS_FILE, TORCHMETRICS_URL)}
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def resolve_weights(weights_path: str | os.PathLike | None, backend: Backend) -> Path:
@@ -75,7 +68,7 @@ class InceptionFeatures(FeatureNetwork):
         path = resolve_weights(weights_path, backend)
         self.backend, self.weights_path = backend, path
         self.name = f"inception-v3-{backend}"
-        self._fingerprint = f"{self.name}-{_file_sha256(path)[:16]}"
+        self._fingerprint = f"{self.name}-{file_sha256(path)[:16]}"
         if backend == "clean-fid":
             self.model = torch.jit.load(str(path), map_location="cpu").eval()
             if not hasattr(self.model, "layers") or not hasattr(self.model, "output"):

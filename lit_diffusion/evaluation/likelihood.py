@@ -44,11 +44,8 @@ def log_likelihood(objective, net, x: torch.Tensor, cond=None, exact: bool | Non
     if not exact:
         probes = torch.randint(0, 2, x.shape, generator=generator, device=x.device).to(x.dtype) * 2 - 1
     shape = x.shape
-    calls = 0
 
     def augmented(t: float, state: torch.Tensor) -> torch.Tensor:
-        nonlocal calls
-        calls += 1
         with torch.enable_grad():
             xt = state[:, :-1].reshape(shape).detach().requires_grad_(True)
             v = velocity(objective.path, objective.predict(net, xt, t, cond), t)
@@ -56,7 +53,7 @@ def log_likelihood(objective, net, x: torch.Tensor, cond=None, exact: bool | Non
         return torch.cat([v.detach().flatten(1), div.detach()[:, None]], dim=1)
 
     state0 = torch.cat([x.flatten(1), torch.zeros(x.shape[0], 1, dtype=x.dtype, device=x.device)], dim=1)
-    state1, _ = dopri5(augmented, state0, t_start, 1.0, rtol=rtol, atol=atol)
+    state1, calls = dopri5(augmented, state0, t_start, 1.0, rtol=rtol, atol=atol)
     x1, integral = state1[:, :-1], state1[:, -1]
     sigma_1 = float(objective.path.sigma(torch.tensor(1.0, dtype=torch.float64)))
     log_prior = -0.5 * (x1**2).sum(1) / sigma_1**2 - dims * math.log(sigma_1) - 0.5 * dims * math.log(2 * math.pi)

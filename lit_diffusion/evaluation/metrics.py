@@ -16,7 +16,7 @@ from .feature_network import FeatureNetwork, check_images
 from .frechet import frechet_distance, gaussian_stats
 from .inception_score import inception_score
 from .kid import kernel_inception_distance
-from .precision_recall import precision_recall
+from .precision_recall import knn_radii, precision_recall
 
 REFERENCE_KEYS = ("mu", "sigma", "features_for_kid_pr")
 
@@ -91,7 +91,11 @@ def evaluate_samples(samples: torch.Tensor, feature_net: FeatureNetwork, referen
     subset = min(1000, n, ref_feats.shape[0]) if kid_subset_size is None else kid_subset_size
     kid, kid_std = kernel_inception_distance(feats, ref_feats, kid_subsets, subset,
                                              generator=torch.Generator().manual_seed(seed))
-    precision, recall = precision_recall(ref_feats, feats, pr_k)
+    # the reference's k-NN radii cost most of precision/recall and never change: kept in the reference dict
+    radii_key = f"_knn_radii_k{pr_k}_{dev}"
+    if radii_key not in reference and ref_feats.shape[0] > pr_k:  # too few rows: precision_recall says so
+        reference[radii_key] = knn_radii(ref_feats.detach().to(dev, torch.float64), pr_k)
+    precision, recall = precision_recall(ref_feats, feats, pr_k, real_radii=reference.get(radii_key))
     out = {"fd": frechet_distance(mu, sigma, reference["mu"], reference["sigma"]), "kid": kid, "kid_std": kid_std,
            "is": is_mean, "precision": precision, "recall": recall}
     if labels is not None:

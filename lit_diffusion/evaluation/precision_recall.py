@@ -44,10 +44,12 @@ def manifold_coverage(manifold: torch.Tensor, radii: torch.Tensor, queries: torc
     return float(inside.double().mean())
 
 
-def precision_recall(real_features: torch.Tensor, fake_features: torch.Tensor, k: int = 3) -> tuple[float, float]:
+def precision_recall(real_features: torch.Tensor, fake_features: torch.Tensor, k: int = 3,
+                     real_radii: torch.Tensor | None = None) -> tuple[float, float]:
     """(precision, recall) of ``fake_features`` (M, D) against ``real_features`` (N, D).
 
     Computed in float64 on the features' device (on a GPU for tens of thousands of samples).
+    ``real_radii``: ``knn_radii(real, k)`` computed earlier, for a fixed reference scored many times.
     """
     if k < 1:
         raise ValueError(f"precision_recall: k must be >= 1, got {k}")
@@ -57,6 +59,6 @@ def precision_recall(real_features: torch.Tensor, fake_features: torch.Tensor, k
     if real.shape[1] != fake.shape[1]:
         raise ValueError(f"precision_recall: feature dimensions differ, real {tuple(real.shape)} vs "
                          f"fake {tuple(fake.shape)}")
-    precision = manifold_coverage(real, knn_radii(real, k), fake)
+    precision = manifold_coverage(real, knn_radii(real, k) if real_radii is None else real_radii, fake)
     recall = manifold_coverage(fake, knn_radii(fake, k), real)
     return precision, recall

@@ -16,7 +16,6 @@ import torch
 
 from lit_diffusion.data.datamodule import ShardDataModule
 from lit_diffusion.data.dataset_json import DatasetInfo
-from lit_diffusion.data.plan import EpochPlan
 
 from ._dist import rank_world
 
@@ -56,9 +55,7 @@ class SplitReader:
         n = self.dm.val_set.num_samples
         self.limit = n if max_samples is None else min(max_samples, n)
         self.batch_size, self.num_workers = batch_size, num_workers
-        # the validation plan of ShardDataModule._make_iterable (pad=True, stored order)
-        self.plan = EpochPlan(tuple(self.dm.val_set.counts), batch_size, self.world, num_workers, self.dm.seed,
-                              shuffle_shards=False, pad=True)
+        self.plan = self.dm.val_plan(self.world)  # the order its val loader yields
 
     def batch_starts(self) -> list[int]:
         """Epoch position of the first sample of each batch this rank's loader yields, in order."""

@@ -54,6 +54,18 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text)
 
 
+def write_and_submit(job_dir: Path, script: str, configs: dict[Path, str], partition: str | None) -> str:
+    """Check the partition, then write the configs, JOB_DIR/logs/ and JOB_DIR/job.sbatch, and sbatch the script
+    from the current directory (nothing is written for a partition that does not exist); returns the job id."""
+    if partition:
+        check_partition(partition)
+    for path, text in configs.items():
+        _write(path, text)
+    (job_dir / "logs").mkdir(parents=True, exist_ok=True)
+    _write(job_dir / "job.sbatch", script)
+    return submit(script, workdir=str(Path.cwd()))
+
+
 def cmd_submit(args, overrides: list[str]) -> int:
     options = _options(args)
     text, config = resolve_config(args.config, overrides + options.trainer_overrides())
@@ -64,12 +76,7 @@ def cmd_submit(args, overrides: list[str]) -> int:
     if args.dry_run:
         print(script)
         return 0
-    if options.partition:
-        check_partition(options.partition)
-    _write(job_dir / "config.yaml", text)
-    (job_dir / "logs").mkdir(parents=True, exist_ok=True)
-    _write(job_dir / "job.sbatch", script)
-    job_id = submit(script, workdir=str(Path.cwd()))
+    job_id = write_and_submit(job_dir, script, {job_dir / "config.yaml": text}, options.partition)
     _write(job_dir / "job_id", job_id + "\n")
     print(f"submitted job {job_id}: run directory {run_dir}, log {job_dir / 'logs'}/{options.job_name}-{job_id}.out")
     return 0
@@ -77,7 +84,8 @@ def cmd_submit(args, overrides: list[str]) -> int:
 
 def cmd_sweep(args, overrides: list[str]) -> int:
     options = _options(args)
-    points = grid_points(parse_grid(args.grid))
+    grid = parse_grid(args.grid)
+    points = grid_points(grid)
     name = args.name or time.strftime("sweep-%Y%m%d-%H%M%S", time.gmtime())
     _, base = resolve_config(args.config, overrides + options.trainer_overrides())
     sweep_dir = Path(args.sweep_dir or Path((base.get("trainer") or {}).get("default_root_dir") or "runs") / name)
@@ -96,15 +104,10 @@ def cmd_sweep(args, overrides: list[str]) -> int:
         print(script)
         print(json.dumps({"sweep": name, "tasks": tasks}, indent=2), file=sys.stderr)
         return 0
-    if options.partition:
-        check_partition(options.partition)
-    for task, text in zip(tasks, texts):
-        _write(Path(task["config"]), text)
-    (sweep_dir / "logs").mkdir(parents=True, exist_ok=True)
-    _write(sweep_dir / "job.sbatch", script)
-    manifest = {"sweep": name, "config": args.config, "common_overrides": overrides, "grid": parse_grid(args.grid),
-                "job_id": None, "tasks": tasks}
-    manifest["job_id"] = submit(script, workdir=str(Path.cwd()))
+    job_id = write_and_submit(sweep_dir, script, {Path(t["config"]): text for t, text in zip(tasks, texts)},
+                              options.partition)
+    manifest = {"sweep": name, "config": args.config, "common_overrides": overrides, "grid": grid,
+                "job_id": job_id, "tasks": tasks}
     path = write_manifest(sweep_dir, manifest)
     print(f"submitted sweep {name} as job array {manifest['job_id']} ({len(tasks)} tasks); manifest {path}")
     return 0

@@ -15,14 +15,14 @@ class ConfigError(ValueError):
 def resolve_config(config_files: list[str], overrides: list[str]) -> tuple[str, dict]:
     """The fully resolved `fit` configuration (YAML text and dict) of these files and `--key value` overrides."""
     from lit_diffusion.data.datamodule import ShardDataModule
-    from lit_diffusion.training.cli import DiffusionCLI
+    from lit_diffusion.training.cli import TRAINER_DEFAULTS, DiffusionCLI
     from lit_diffusion.training.module import DiffusionModule
 
     args = ["fit"] + [a for f in config_files for a in ("-c", str(f))] + list(overrides) + ["--print_config"]
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            DiffusionCLI(DiffusionModule, ShardDataModule, args=args, trainer_defaults={"max_epochs": -1})
+            DiffusionCLI(DiffusionModule, ShardDataModule, args=args, trainer_defaults=TRAINER_DEFAULTS)
             code = 0
         except SystemExit as exit_:
             code = exit_.code or 0

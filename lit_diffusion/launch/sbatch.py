@@ -9,11 +9,11 @@ class SlurmError(RuntimeError):
     pass
 
 
-def _run(command: list[str], what: str) -> str:
+def _run(command: list[str], what: str, **options) -> str:
     if shutil.which(command[0]) is None:
         raise SlurmError(f"{what}: `{command[0]}` is not on PATH (no SLURM client here; `--dry-run` prints the "
                          "script without submitting, slurm/start-local-cluster.sh starts a local cluster)")
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = subprocess.run(command, capture_output=True, text=True, **options)
     if result.returncode != 0:
         message = (result.stderr.strip() or result.stdout.strip() or f"exit status {result.returncode}")
         raise SlurmError(f"{what} failed: {message}")
@@ -27,16 +27,11 @@ def check_partition(partition: str) -> None:
 
 def submit(script: str, *, workdir: str) -> str:
     """sbatch the script (given on stdin); returns the job id."""
-    if shutil.which("sbatch") is None:
-        _run(["sbatch"], "sbatch")
-    result = subprocess.run(["sbatch", "--parsable"], input=script, capture_output=True, text=True, cwd=workdir)
-    if result.returncode != 0:
-        raise SlurmError(f"sbatch failed: {result.stderr.strip() or result.stdout.strip()}")
-    return result.stdout.strip().split(";")[0]
+    return _run(["sbatch", "--parsable"], "sbatch", input=script, cwd=workdir).strip().split(";")[0]
 
 
 def job_states(job_id: str) -> dict[str, str]:
-    """{job or array-task id: state} from squeue (pending/running) and scontrol (recently finished)."""
+    """{job or array-task id: state} from `scontrol show job` (pending, running and recently finished)."""
     states: dict[str, str] = {}
     if shutil.which("scontrol") is None:
         return states

@@ -6,6 +6,8 @@ import itertools
 import json
 from pathlib import Path
 
+from lit_diffusion.data.dataset_json import write_json_atomic
+
 MANIFEST = "manifest.json"
 
 
@@ -46,9 +48,7 @@ def array_spec(n: int, max_parallel: int | None) -> str:
 
 def write_manifest(sweep_dir: Path, manifest: dict) -> Path:
     path = Path(sweep_dir) / MANIFEST
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    tmp.replace(path)
+    write_json_atomic(manifest, path)
     return path
 
 

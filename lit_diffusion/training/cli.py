@@ -30,6 +30,8 @@ from lit_diffusion.training.module import DiffusionModule
 from lit_diffusion.training.preview import SamplePreview
 
 log = logging.getLogger("lit_diffusion.training")
+# Trainer defaults of `lit-diffusion fit`; the SLURM launcher resolves job configs with the same ones
+TRAINER_DEFAULTS = {"max_epochs": -1, "log_every_n_steps": 10}
 
 
 def checkpoint_dir(root: str | Path) -> Path:
@@ -97,7 +99,7 @@ class DiffusionCLI(LightningCLI):
             return CSVLogger(root, name="csv")
         run_id = None
         if self._resume_from:
-            run_id = torch.load(self._resume_from, map_location="cpu", weights_only=False).get("wandb_run_id")
+            run_id = torch.load(self._resume_from, map_location="cpu", weights_only=False, mmap=True).get("wandb_run_id")
         return WandbLogger(project=project, save_dir=str(root), id=run_id, resume="allow" if run_id else None)
 
 
@@ -122,7 +124,7 @@ def _plain(namespace):
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cli = DiffusionCLI(DiffusionModule, ShardDataModule, args=argv, save_config_kwargs={"overwrite": True},
-                       trainer_defaults={"max_epochs": -1, "log_every_n_steps": 10})
+                       trainer_defaults=TRAINER_DEFAULTS)
     if isinstance(cli.trainer.logger, WandbLogger) and cli.trainer.is_global_zero:
         cli.trainer.logger.experiment.finish()  # flush the run files; a resumed job reopens the same id
     return 0

@@ -118,9 +118,12 @@ class DiffusionModule(pl.LightningModule):
         self.images_seen += batch_images
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/images_seen", float(self.images_seen))
+        per_sample = out.loss.detach()
         bins = torch.clamp((out.t.detach() * LOSS_BINS).long(), max=LOSS_BINS - 1)
-        for b in torch.unique(bins).tolist():
-            self.log(f"train/loss_t{b / LOSS_BINS:.1f}", out.loss.detach()[bins == b].mean())
+        sums = torch.zeros(LOSS_BINS, dtype=per_sample.dtype, device=per_sample.device).index_add_(0, bins, per_sample)
+        for b, count in enumerate(torch.bincount(bins, minlength=LOSS_BINS).tolist()):  # one host sync for all bins
+            if count:
+                self.log(f"train/loss_t{b / LOSS_BINS:.1f}", sums[b] / count)
         return loss
 
     def on_train_batch_start(self, batch, batch_idx):
@@ -133,9 +136,9 @@ class DiffusionModule(pl.LightningModule):
         return self.trainer is not None and len(self.trainer.optimizers) > 0
 
     def on_before_optimizer_step(self, optimizer):
-        norms = [p.grad.detach().norm() for p in self.backbone.parameters() if p.grad is not None]
-        if norms:
-            self.log("train/grad_norm", torch.stack(norms).norm())
+        grads = [p.grad for p in self.backbone.parameters() if p.grad is not None]
+        if grads:
+            self.log("train/grad_norm", torch.nn.utils.get_total_norm(grads))
         self.log("train/lr", optimizer.param_groups[0]["lr"])
 
     def optimizer_step(self, *args, **kwargs):

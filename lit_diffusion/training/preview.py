@@ -23,6 +23,11 @@ def image_grid(x: torch.Tensor, columns: int = 8) -> np.ndarray:
     return canvas.permute(1, 2, 0).numpy()
 
 
+def save_png(array: np.ndarray, path) -> None:
+    """(H, W, C) uint8 -> PNG, greyscale when C == 1."""
+    Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(path)
+
+
 class SamplePreview(pl.Callback):
     """Args:
         every_n_steps: optimiser steps between grids (also one at the end of training).
@@ -59,7 +64,7 @@ class SamplePreview(pl.Callback):
         grid = image_grid(x.float())
         path = Path(trainer.default_root_dir) / "previews" / f"step_{trainer.global_step:07d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(path)
+        save_png(grid, path)
         self.written.append(path)
         logger = trainer.logger
         if logger is not None and type(logger).__name__ == "WandbLogger":

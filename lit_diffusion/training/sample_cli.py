@@ -19,15 +19,12 @@ from PIL import Image
 
 from lit_diffusion.samplers import SAMPLERS
 from lit_diffusion.training.loading import load_module
+from lit_diffusion.training.preview import save_png
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """(B, C, H, W) in [-1, 1] -> (B, H, W, C) uint8."""
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-
-
-def save_png(array: np.ndarray, path: Path) -> None:
-    Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(path)
 
 
 def grid(images: np.ndarray, columns: int | None = None) -> np.ndarray:

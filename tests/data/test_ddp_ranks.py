@@ -4,13 +4,11 @@ would hang otherwise) and the ranks' samples do not overlap."""
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import textwrap
 
 import pytest
+
+from gloo_ranks import run_ranks
 
 SCRIPT = textwrap.dedent("""
     import datetime, json, sys
@@ -33,25 +31,11 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_ddp_ranks_take_equal_steps_on_disjoint_samples(digits_dir, tmp_path):
     script = tmp_path / "rank.py"
     script.write_text(SCRIPT)
-    port = str(free_port())
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    procs = [subprocess.Popen([sys.executable, str(script), str(r), "2", port, str(digits_dir)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for r in (0, 1)]
-    outs = []
-    for p in procs:
-        out, err = p.communicate(timeout=240)
-        assert p.returncode == 0, err[-3000:]
-        outs.append(json.loads(out.strip().splitlines()[-1]))
+    outs = [json.loads(out.strip().splitlines()[-1]) for out in run_ranks(script, [digits_dir], timeout=240)]
     # 1797 samples in 9 uneven shards: floor(1797 / (2 * 16)) = 56 steps on each rank
     assert [o["steps"] for o in outs] == [56, 56] and [o["expected"] for o in outs] == [56, 56]
     k0, k1 = set(outs[0]["keys"]), set(outs[1]["keys"])

@@ -70,3 +70,21 @@ def test_cifar10_jpeg_imagefolder_builds_and_reads_back(cifar_jpegs, cifar_shard
                 assert torch.equal(pixels[j], decode(f.read()))
     assert len(keys) == count
     assert per_class.tolist() == [count // 10] * 10
+
+
+def test_the_fast_decoder_pickles_for_spawned_workers():
+    """DataLoader workers started by spawn/forkserver receive the decoder by pickle."""
+    import io
+    import pickle
+
+    from PIL import Image
+
+    from lit_diffusion.data.imagecodec import torchvision_decoder
+
+    decode = torchvision_decoder()
+    if decode is None:
+        pytest.skip("torchvision's image decoding op is unavailable here")
+    png = io.BytesIO()
+    Image.fromarray(torch.arange(48, dtype=torch.uint8).reshape(6, 8).numpy()).save(png, format="PNG")
+    assert torch.equal(pickle.loads(pickle.dumps(decode))(png.getvalue()), decode(png.getvalue()))
+    assert decode(png.getvalue()).shape == (1, 6, 8)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from eval_helpers import SMALL
 from lit_diffusion.cli import main as cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,9 +35,6 @@ def digits(tmp_path_factory) -> dict[str, Path]:
     return {"train": out / "train", "val": out / "val"}
 
 
-SMALL = dict(min_steps=150)  # enough for ~95% on digits in a few seconds
-
-
 @pytest.fixture(scope="session")
 def digits_net(digits, cache_dir):
     from lit_diffusion.evaluation.features import ClassifierConfig, load_or_train_classifier
@@ -48,18 +46,6 @@ def digits_net(digits, cache_dir):
                                         num_workers=0)
     finally:
         torch.set_num_threads(threads)
-
-
-def read_all(shards, labels: bool = True):
-    """(x, labels) of a whole split in stored order (one process)."""
-    from lit_diffusion.evaluation.shards import SplitReader
-
-    xs, ys = [], []
-    for _, batch in SplitReader(shards, num_workers=0, labels=labels):
-        xs.append(batch["x"])
-        if labels:
-            ys.append(batch["label"])
-    return torch.cat(xs), (torch.cat(ys) if labels else None)
 
 
 @pytest.fixture(scope="session")

@@ -3,16 +3,13 @@ ways of sharing the samples), sample generation and the classifier cache give wh
 gives, and every rank gets the same answer."""
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import torch
 
-from conftest import SMALL, read_all
+from eval_helpers import SMALL, read_all
+from gloo_ranks import run_ranks
 from lit_diffusion.evaluation.features import ClassifierConfig, load_or_train_classifier
 from lit_diffusion.evaluation.generate import generate_samples
 from lit_diffusion.evaluation.metrics import evaluate_samples
@@ -29,7 +26,7 @@ SCRIPT = textwrap.dedent("""
     from lit_diffusion.evaluation.metrics import evaluate_samples
     from lit_diffusion.evaluation.reference import reference_stats
 
-    rank, world, port, train, val, cache, fresh, samples, out = sys.argv[1:]
+    rank, world, port, train, val, cache, fresh, samples, out_prefix = sys.argv[1:]
     rank, world = int(rank), int(world)
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
@@ -45,15 +42,9 @@ SCRIPT = textwrap.dedent("""
                                        batch_size=5, seed=3, num_classes=10)
     torch.save({"fp": net.fingerprint, "tiny": tiny.fingerprint, "mu": ref["mu"], "sigma": ref["sigma"],
                 "kept": ref["features_for_kid_pr"], "num": ref["num"], "full": full, "local": local, "gen": gen,
-                "gen_labels": gen_labels}, out)
+                "gen_labels": gen_labels}, f"{out_prefix}{rank}.pt")
     dist.destroy_process_group()
 """)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow
@@ -62,14 +53,10 @@ def test_two_gloo_ranks_match_one_process(digits, digits_net, cache_dir, tmp_pat
     torch.save((x, y), tmp_path / "samples.pt")
     script = tmp_path / "rank.py"
     script.write_text(f"SMALL = {SMALL!r}\nTINY = {TINY!r}\n" + SCRIPT)
-    port, fresh = str(free_port()), tmp_path / "fresh_cache"
-    env = dict(os.environ, OMP_NUM_THREADS="1", LIT_DIFFUSION_CACHE=str(tmp_path / "env_cache"))
-    procs = [subprocess.Popen([sys.executable, str(script), str(r), "2", port, str(digits["train"]), str(digits["val"]),
-                               str(cache_dir), str(fresh), str(tmp_path / "samples.pt"), str(tmp_path / f"out{r}.pt")],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for r in (0, 1)]
-    for p in procs:
-        _, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err[-3000:]
+    fresh = tmp_path / "fresh_cache"
+    # each rank writes OUT_PREFIX + its rank + ".pt"
+    run_ranks(script, [digits["train"], digits["val"], cache_dir, fresh, tmp_path / "samples.pt", tmp_path / "out"],
+              timeout=300, LIT_DIFFUSION_CACHE=str(tmp_path / "env_cache"))
     outs = [torch.load(tmp_path / f"out{r}.pt") for r in (0, 1)]
 
     # one process, the same computations

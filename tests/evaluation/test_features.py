@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from conftest import SMALL, read_all
+from eval_helpers import SMALL, read_all
 from lit_diffusion.evaluation import classifier as classifier_module
 from lit_diffusion.evaluation.features import (ClassifierConfig, ClassifierFeatures, FeatureNetwork,
                                                InceptionFeatures, load_or_train_classifier, train_classifier)

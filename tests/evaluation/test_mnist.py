@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from conftest import read_all
+from eval_helpers import read_all
 from lit_diffusion.evaluation import classifier as classifier_module
 from lit_diffusion.evaluation.features import load_or_train_classifier
 from lit_diffusion.evaluation.frechet import frechet_distance, gaussian_stats

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import read_all
+from eval_helpers import read_all
 from lit_diffusion.evaluation import reference as reference_module
 from lit_diffusion.evaluation.frechet import gaussian_stats
 from lit_diffusion.evaluation.generate import generate_samples, sample_noise
