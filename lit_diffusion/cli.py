@@ -1,26 +1,30 @@
-"""The `lit-diffusion` command: dispatches subcommands to the part of the package that owns them."""
+"""The `lit-diffusion` command: dispatches to the command functions of `lit_diffusion.commands` (one module
+per command, parsed by jsonargparse) and to LightningCLI for `fit`, `validate` and `test`."""
 from __future__ import annotations
 
 import importlib
 import sys
 
-# subcommand -> (module, help). Each module has main(argv: list[str]) -> int | None.
-SUBCOMMANDS = {
-    "data": ("lit_diffusion.data.commands", "build and inspect WebDataset shards"),
+# command -> (module, help). Each module has main(argv) -> int; imported only when its command runs,
+# so that `lit-diffusion --help` and `lit-diffusion data ...` do not pay for torch and Lightning.
+COMMANDS = {
+    "data": ("lit_diffusion.commands.data", "build and inspect WebDataset shards"),
     "fit": ("lit_diffusion.training.cli", "train a model from a YAML config (LightningCLI)"),
     "validate": ("lit_diffusion.training.cli", "evaluate the validation loss of a checkpoint"),
     "test": ("lit_diffusion.training.cli", "evaluate the test loss of a checkpoint"),
-    "sample": ("lit_diffusion.training.sample_cli", "generate PNGs and an .npz from a checkpoint"),
-    "reflow": ("lit_diffusion.training.reflow_cli", "write (noise, sample) pair shards from a trained flow"),
-    "compare": ("lit_diffusion.compare.runner", "train and evaluate several objectives head-to-head"),
-    "toy2d": ("lit_diffusion.compare.toy2d", "train every objective on a 2-D toy distribution and compare"),
-    "slurm": ("lit_diffusion.launch.commands", "submit jobs and sweeps to SLURM"),
+    "sample": ("lit_diffusion.commands.sample", "generate PNGs and an .npz from a checkpoint"),
+    "reflow": ("lit_diffusion.commands.reflow", "write (noise, sample) pair shards from a trained flow"),
+    "compare": ("lit_diffusion.commands.compare", "train and evaluate several objectives head-to-head"),
+    "toy2d": ("lit_diffusion.commands.toy2d", "train every objective on a 2-D toy distribution and compare"),
+    "slurm": ("lit_diffusion.commands.slurm", "submit jobs and sweeps to SLURM"),
 }
+LIGHTNING_CLI = ("fit", "validate", "test")  # LightningCLI reads the command word itself
 
 
 def usage() -> str:
-    lines = ["usage: lit-diffusion SUBCOMMAND [ARGS...]", "", "subcommands:"]
-    lines += [f"  {name:<10} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
+    lines = ["usage: lit-diffusion COMMAND [ARGS...]   (lit-diffusion COMMAND --help for its options)", "",
+             "commands:"]
+    lines += [f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items()]
     return "\n".join(lines)
 
 
@@ -30,13 +34,11 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0
     name, rest = argv[0], argv[1:]
-    if name not in SUBCOMMANDS:
-        print(f"lit-diffusion: unknown subcommand {name!r}\n\n{usage()}", file=sys.stderr)
+    if name not in COMMANDS:
+        print(f"lit-diffusion: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(SUBCOMMANDS[name][0])
-    if module.__name__ == "lit_diffusion.training.cli":  # LightningCLI takes the subcommand itself
-        return int(module.main(argv) or 0)
-    return int(module.main(rest) or 0)
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(argv if name in LIGHTNING_CLI else rest) or 0)
 
 
 if __name__ == "__main__":

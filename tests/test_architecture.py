@@ -1,43 +1,197 @@
-"""DESIGN.md §1: the dependency direction between folders, checked on the import statements."""
+"""DESIGN.md §1: the dependency direction between the folders of lit_diffusion, checked on the import
+statements of every module (absolute and relative imports, at module level and inside functions).
+
+A "unit" is a folder of lit_diffusion, or a top-level module (`cli.py`, `contract.py`) standing as its
+own folder. The package root `lit_diffusion/__init__.py` holds only the version and may be imported by
+anyone. Three rules:
+  1. direction: a unit imports only itself and the units ALLOWED lists for it;
+  2. nothing below `training` imports `training` or the layers on top of it;
+  3. no Lightning / W&B in the pure layers, neither imported directly nor reached through a chain of
+     lit_diffusion imports (a -> b -> lightning), since importing a fails just the same.
+"""
+from __future__ import annotations
+
 import ast
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "lit_diffusion"
-# folder -> package folders it may import from (besides itself)
-ALLOWED = {
-    "samplers": set(),
+PACKAGE_DIR = Path(__file__).resolve().parents[1] / "lit_diffusion"
+PACKAGE = PACKAGE_DIR.name
+ROOT = ""  # the unit of lit_diffusion/__init__.py
+TOP = {"compare", "launch", "commands", "cli"}  # may import anything
+
+# unit -> lit_diffusion units it may import besides itself (and the package root)
+_EVALUATION = {"contract", "objectives", "samplers", "backbones", "data", "generation"}
+_DISTRIBUTED = {"contract", "objectives", "samplers", "backbones", "data", "generation", "evaluation", "runs"}
+BELOW_TRAINING = {
+    "contract": set(),
+    "samplers": {"contract"},
     "backbones": set(),
-    "objectives": {"samplers"},
+    "objectives": {"contract", "samplers"},
+    "data": {"contract", "objectives"},
+    "generation": {"contract", "objectives", "samplers", "backbones", "data"},
+    "evaluation": _EVALUATION,
+    "runs": _EVALUATION,  # the run-folder layer: a sibling of evaluation, neither imports the other
+    "distributed": _DISTRIBUTED,
 }
-FORBIDDEN_BELOW_TRAINING = ("lightning", "pytorch_lightning", "wandb")
+ALLOWED = {**BELOW_TRAINING, "training": _DISTRIBUTED | {"distributed"}}
+
+FORBIDDEN = ("lightning", "pytorch_lightning", "wandb")
+# data/datamodule.py is the LightningDataModule, so data itself is not Lightning-free (nor runs,
+# distributed, training and the top); a Lightning-free folder importing it fails through the chain rule
+LIGHTNING_FREE = ("contract", "samplers", "backbones", "objectives", "generation", "evaluation")
 
 
-def imports_of(path: Path) -> list[str]:
-    tree = ast.parse(path.read_text())
-    names = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names += [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.append(node.module)
-    return names
+@dataclass(frozen=True)
+class Import:
+    target: str  # absolute module name, e.g. "lightning.pytorch" or "lit_diffusion.data.datamodule"
+    line: int
+    runs: bool  # False under `if TYPE_CHECKING:` (never executed); imports inside functions do run
 
 
-@pytest.mark.parametrize("folder", sorted(ALLOWED))
-def test_pure_torch_folders_import_only_what_they_may(folder):
-    for path in sorted((PACKAGE / folder).glob("*.py")):
-        for name in imports_of(path):
-            top = name.split(".")[0]
-            assert top not in FORBIDDEN_BELOW_TRAINING, f"{path.name} imports {name}"
-            if top == "lit_diffusion":
-                sub = name.split(".")[1]
-                assert sub == folder or sub in ALLOWED[folder], f"{folder}/{path.name} imports {name}"
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE_DIR.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def test_no_module_imports_lightning_or_wandb_below_training():
-    for folder in ("objectives", "samplers", "backbones", "evaluation"):
-        for path in sorted((PACKAGE / folder).glob("*.py")):
-            tops = {n.split(".")[0] for n in imports_of(path)}
-            assert not tops & set(FORBIDDEN_BELOW_TRAINING), f"{folder}/{path.name} imports {tops & set(FORBIDDEN_BELOW_TRAINING)}"
+def all_modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(PACKAGE_DIR.rglob("*.py")) if "__pycache__" not in p.parts}
+
+
+MODULES = all_modules()
+
+
+def unit_of(module: str) -> str:
+    """lit_diffusion.data.stream -> "data"; lit_diffusion.cli -> "cli"; lit_diffusion -> ROOT."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ROOT
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _resolve_from(module: str, is_package: bool, node: ast.ImportFrom) -> list[str]:
+    """Absolute names of `from <...> import names`: relative levels resolved against the importing
+    module's package; `from . import x` names the submodule x where x is a module of lit_diffusion."""
+    if node.level:
+        package = module.split(".") if is_package else module.split(".")[:-1]
+        base = ".".join(package[: len(package) - node.level + 1])
+        base = f"{base}.{node.module}" if node.module else base
+    else:
+        base = node.module
+    submodules = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in MODULES]
+    return submodules if node.module is None and len(submodules) == len(node.names) else [base, *submodules]
+
+
+@lru_cache(maxsize=None)
+def imports_of(module: str) -> tuple[Import, ...]:
+    path = MODULES[module]
+    is_package = path.name == "__init__.py"
+    found: list[Import] = []
+
+    def visit(node: ast.AST, runs: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.Import):
+                found.extend(Import(a.name, child.lineno, runs) for a in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                found.extend(Import(t, child.lineno, runs) for t in _resolve_from(module, is_package, child))
+            else:
+                visit(child, runs and not (isinstance(child, ast.If) and _is_type_checking(child)))
+
+    visit(ast.parse(path.read_text(), filename=str(path)), True)
+    return tuple(found)
+
+
+def package_imports(module: str) -> list[Import]:
+    return [i for i in imports_of(module) if i.target.split(".")[0] == PACKAGE]
+
+
+def where(module: str, imp: Import) -> str:
+    return f"{MODULES[module].relative_to(PACKAGE_DIR.parent)}:{imp.line}"
+
+
+def modules_of(units) -> list[str]:
+    return [m for m in MODULES if unit_of(m) in units]
+
+
+def test_every_folder_has_a_place_in_the_map():
+    unknown = {unit_of(m) for m in MODULES} - set(ALLOWED) - TOP - {ROOT}
+    assert not unknown, f"folders without a rule in tests/test_architecture.py (add them to ALLOWED): {sorted(unknown)}"
+
+
+def test_the_package_root_imports_nothing_of_the_package():
+    bad = [f"{where(PACKAGE, i)} imports {i.target}" for i in package_imports(PACKAGE)]
+    assert not bad, "lit_diffusion/__init__.py is importable from every folder, so it must import none:\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize("unit", sorted(ALLOWED))
+def test_each_folder_imports_only_the_folders_below_it(unit):
+    bad = []
+    for module in modules_of({unit}):
+        for imp in package_imports(module):
+            target = unit_of(imp.target)
+            if target not in ALLOWED[unit] | {unit, ROOT}:
+                bad.append(f"{where(module, imp)} imports {imp.target} ({unit} -> {target or PACKAGE})")
+    assert not bad, f"{unit} may import only {sorted(ALLOWED[unit])}:\n" + "\n".join(bad)
+
+
+def test_nothing_below_training_imports_training_or_the_layers_on_top():
+    above = {"training"} | TOP
+    bad = [f"{where(m, i)} imports {i.target}" for m in modules_of(BELOW_TRAINING)
+           for i in package_imports(m) if unit_of(i.target) in above]
+    assert not bad, "imports pointing upwards:\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize("unit", LIGHTNING_FREE)
+def test_pure_folders_do_not_import_lightning_or_wandb(unit):
+    bad = [f"{where(m, i)} imports {i.target}" for m in modules_of({unit})
+           for i in imports_of(m) if i.target.split(".")[0] in FORBIDDEN]
+    assert not bad, f"{unit} must not import {FORBIDDEN}:\n" + "\n".join(bad)
+
+
+def _executed_by_importing(target: str) -> list[str]:
+    """Importing lit_diffusion.a.b runs lit_diffusion/__init__, a/__init__ and b, in that order."""
+    parts = target.split(".")
+    return [m for m in (".".join(parts[:n]) for n in range(1, len(parts) + 1)) if m in MODULES]
+
+
+def chain_to_forbidden(start: str) -> list[str] | None:
+    """The shortest chain of imports from `start` to a forbidden package, or None.
+
+    Imports inside functions are followed too (calling the function imports Lightning just the same);
+    only `if TYPE_CHECKING:` imports, which never run, are not."""
+    seen, frontier = {start}, [[start]]
+    while frontier:
+        next_frontier = []
+        for chain in frontier:
+            for imp in imports_of(chain[-1]):
+                if not imp.runs:
+                    continue
+                if imp.target.split(".")[0] in FORBIDDEN:
+                    return [*chain, imp.target]
+                for module in _executed_by_importing(imp.target):
+                    if module not in seen:
+                        seen.add(module)
+                        next_frontier.append([*chain, module])
+        frontier = next_frontier
+    return None
+
+
+def from_last_own_module(chain: list[str], unit: str) -> list[str]:
+    """The chain from the last of its modules that lies in `unit`: where the unit's own import leaves it."""
+    last = max(k for k, m in enumerate(chain[:-1]) if unit_of(m) == unit)
+    return chain[last:]
+
+
+@pytest.mark.parametrize("unit", LIGHTNING_FREE)
+def test_pure_folders_do_not_reach_lightning_or_wandb_through_imports(unit):
+    chains = [chain_to_forbidden(m) for m in modules_of({unit})]
+    # a forbidden import made inside the unit itself is reported by the test above
+    bad = sorted({" -> ".join(from_last_own_module(c, unit)) for c in chains if c and unit_of(c[-2]) != unit})
+    assert not bad, f"{unit} reaches {FORBIDDEN} through lit_diffusion imports:\n" + "\n".join(bad)

@@ -1,7 +1,7 @@
 """The trainings of a comparison as one SLURM job array (suite `launcher: slurm`): one array task per
 (objective, seed) that has not finished, each running `lit-diffusion fit -c TASK/config.yaml --ckpt_path last`
-from the sbatch template, so a preempted task requeues and resumes. This process waits for the array and
-then evaluates locally; started again while the array still runs, it waits for that array instead of
+on the run's composed fit config, so a preempted task requeues and resumes. This process waits for the
+array and then evaluates locally; started again while the array still runs, it waits for that array instead of
 submitting a second one."""
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from lit_diffusion.launch.configcheck import resolve_config
+import yaml
+
 from lit_diffusion.launch.render import render
-from lit_diffusion.launch.commands import write_and_submit
 from lit_diffusion.launch.sbatch import job_states
+from lit_diffusion.launch.submit import write_and_submit
 from lit_diffusion.launch.sweep import MANIFEST, array_spec, read_manifest, write_manifest
 
 # SLURM job states that are over (a task in any other state is pending, running or being requeued)
@@ -43,15 +44,15 @@ def wait_for_array(job_id: str, log=print, poll_seconds: float = 2.0) -> None:
         time.sleep(poll_seconds)
 
 
-def submit_array(suite, pending: list[tuple[object, int, list[str]]], log=print) -> str:
-    """pending: (objective entry, seed, fit arguments without the subcommand). Writes one resolved config per
-    task under OUT/slurm/task-I/ and the manifest, submits the array and returns its job id."""
+def submit_array(suite, pending: list[tuple[object, int, dict]], log=print) -> str:
+    """pending: (objective entry, seed, the run's full fit config). Writes each task's config under
+    OUT/slurm/task-I/ and the manifest, submits the array and returns its job id."""
     options = suite.slurm
     root = (Path(suite.out) / "slurm").resolve()
     tasks, configs = [], {}
-    for i, (entry, seed, fit_args) in enumerate(pending):
+    for i, (entry, seed, fit_config) in enumerate(pending):
         config = root / f"task-{i}" / "config.yaml"
-        configs[config], _ = resolve_config([], fit_args + options.trainer_overrides())
+        configs[config] = yaml.safe_dump(fit_config, sort_keys=False)
         tasks.append({"task_id": i, "objective": entry.name, "seed": seed,
                       "run_dir": str(suite.run_dir(entry.name, seed)), "config": str(config)})
     script = render(options, config=root / "task-${SLURM_ARRAY_TASK_ID}" / "config.yaml", workdir=Path.cwd(),

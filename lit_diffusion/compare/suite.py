@@ -8,8 +8,12 @@ from pathlib import Path
 import yaml
 
 from lit_diffusion.launch.options import JobOptions
+from lit_diffusion.runs import RunDirectory
 from lit_diffusion.samplers import SAMPLERS
 from lit_diffusion.samplers.grids import GRIDS
+
+KNOWN_KEYS = {"name", "out", "base_config", "shards", "build", "objectives", "overrides", "budget", "seeds",
+              "evaluation", "launcher", "slurm"}
 
 
 class SuiteError(ValueError):
@@ -22,6 +26,16 @@ class ObjectiveEntry:
     config: str  # an objective YAML composed on top of the base config
     samplers: dict[str, list[int]]  # "sampler" or "sampler:grid" (e.g. "heun:uniform") -> NFEs to evaluate
     overrides: list[str] = field(default_factory=list)  # extra CLI overrides for this objective
+
+    def __post_init__(self):
+        for key, nfes in self.samplers.items():
+            sampler, _, grid = str(key).partition(":")
+            if sampler not in SAMPLERS:
+                raise SuiteError(f"unknown sampler {sampler!r}; known: {sorted(SAMPLERS)}")
+            if grid and grid not in GRIDS:
+                raise SuiteError(f"samplers.{key}: unknown time grid {grid!r}; known: {list(GRIDS)}")
+            if not isinstance(nfes, list) or not nfes or not all(isinstance(n, int) and n >= 1 for n in nfes):
+                raise SuiteError(f"samplers.{key} must be a list of NFEs >= 1, got {nfes!r}")
 
 
 @dataclass
@@ -44,92 +58,102 @@ class Suite:
     max_parallel: int | None = None  # at most this many array tasks at once
     source: str = ""  # the file it was read from
 
+    def __post_init__(self):
+        names = [o.name for o in self.objectives]
+        if len(set(names)) != len(names):
+            raise SuiteError(f"objective names must be unique, got {names}")
+        if self.launcher not in ("local", "slurm"):
+            raise SuiteError(f"launcher must be 'local' or 'slurm', got {self.launcher!r}")
+        if self.max_time is not None:
+            self.max_time = str(self.max_time)
+            self.max_time_seconds = _seconds(self.max_time)
+        if self.max_images < 1 or self.num_samples < 2 or not self.seeds:
+            raise SuiteError("need budget.max_images >= 1, evaluation.num_samples >= 2 and at least one seed")
+
     def run_dir(self, objective: str, seed: int) -> Path:
         return Path(self.out) / "runs" / f"{objective}-seed{seed}"
+
+    def run(self, objective: str, seed: int) -> RunDirectory:
+        return RunDirectory(self.run_dir(objective, seed))
+
+
+def _seconds(max_time: str) -> float:
+    parts = max_time.split(":")
+    if len(parts) != 4 or not all(p.isdigit() for p in parts):
+        raise SuiteError(f"budget.max_time must be 'DD:HH:MM:SS' (Lightning's format), got {max_time!r}")
+    days, hours, minutes, seconds = (int(p) for p in parts)
+    return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
+
+
+def _read(path: Path) -> dict:
+    if not path.is_file():
+        raise SuiteError("suite file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise SuiteError(f"not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise SuiteError("the suite must be a mapping")
+    unknown = sorted(set(raw) - KNOWN_KEYS)
+    if unknown:
+        raise SuiteError(f"unknown keys {unknown}; known: {sorted(KNOWN_KEYS)}")
+    return raw
+
+
+def _need(raw: dict, key: str, kind: type):
+    if key not in raw:
+        raise SuiteError(f"missing key {key!r}")
+    if not isinstance(raw[key], kind):
+        raise SuiteError(f"{key!r} must be {kind.__name__}, got {type(raw[key]).__name__}")
+    return raw[key]
+
+
+def _objective(i: int, entry, resolve) -> ObjectiveEntry:
+    try:
+        if not isinstance(entry, dict) or not {"name", "config", "samplers"} <= set(entry):
+            raise SuiteError("needs 'name', 'config' and 'samplers'")
+        return ObjectiveEntry(entry["name"], resolve(entry["config"]), dict(entry["samplers"]),
+                              list(entry.get("overrides", [])))
+    except SuiteError as error:
+        raise SuiteError(f"objectives[{i}]: {error}") from None
 
 
 def load_suite(path: str | Path) -> Suite:
     path = Path(path)
-    if not path.is_file():
-        raise SuiteError(f"{path}: suite file not found")
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise SuiteError(f"{path}: not valid YAML: {error}") from None
-    if not isinstance(raw, dict):
-        raise SuiteError(f"{path}: the suite must be a mapping")
-
-    def need(key, kind):
-        if key not in raw:
-            raise SuiteError(f"{path}: missing key {key!r}")
-        if not isinstance(raw[key], kind):
-            raise SuiteError(f"{path}: {key!r} must be {kind.__name__}, got {type(raw[key]).__name__}")
-        return raw[key]
-
-    known = {"name", "out", "base_config", "shards", "build", "objectives", "overrides", "budget", "seeds",
-             "evaluation", "launcher", "slurm"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise SuiteError(f"{path}: unknown keys {unknown}; known: {sorted(known)}")
-    base = path.parent
-    resolve = lambda p: str(p if Path(p).is_absolute() or Path(p).exists() else (base / p))  # noqa: E731
-    objectives = []
-    for i, entry in enumerate(need("objectives", list)):
-        where = f"{path}: objectives[{i}]"
-        if not isinstance(entry, dict) or not {"name", "config", "samplers"} <= set(entry):
-            raise SuiteError(f"{where}: needs 'name', 'config' and 'samplers'")
-        for key, nfes in entry["samplers"].items():
-            sampler, _, grid = str(key).partition(":")
-            if sampler not in SAMPLERS:
-                raise SuiteError(f"{where}: unknown sampler {sampler!r}; known: {sorted(SAMPLERS)}")
-            if grid and grid not in GRIDS:
-                raise SuiteError(f"{where}: samplers.{key}: unknown time grid {grid!r}; known: {list(GRIDS)}")
-            if not isinstance(nfes, list) or not nfes or not all(isinstance(n, int) and n >= 1 for n in nfes):
-                raise SuiteError(f"{where}: samplers.{key} must be a list of NFEs >= 1, got {nfes!r}")
-        objectives.append(ObjectiveEntry(entry["name"], resolve(entry["config"]), dict(entry["samplers"]),
-                                         list(entry.get("overrides", []))))
-    names = [o.name for o in objectives]
-    if len(set(names)) != len(names):
-        raise SuiteError(f"{path}: objective names must be unique, got {names}")
-    budget = raw.get("budget", {}) or {}
-    evaluation = raw.get("evaluation", {}) or {}
-    suite = Suite(name=need("name", str), out=need("out", str), base_config=resolve(need("base_config", str)),
-                  shards=need("shards", str), objectives=objectives, build=raw.get("build"),
-                  overrides=[str(o) for o in raw.get("overrides", [])],
-                  max_images=int(budget.get("max_images", 64_000)), max_time=budget.get("max_time"),
-                  seeds=[int(s) for s in raw.get("seeds", [0])], num_samples=int(evaluation.get("num_samples", 1000)),
-                  batch_size=int(evaluation.get("batch_size", 250)), launcher=raw.get("launcher", "local"),
-                  source=str(path))
-    if suite.launcher not in ("local", "slurm"):
-        raise SuiteError(f"{path}: launcher must be 'local' or 'slurm', got {suite.launcher!r}")
-    suite.slurm, suite.max_parallel = _slurm_options(path, raw.get("slurm"), suite.name)
-    if suite.max_time is not None:
-        parts = str(suite.max_time).split(":")
-        if len(parts) != 4 or not all(p.isdigit() for p in parts):
-            raise SuiteError(f"{path}: budget.max_time must be 'DD:HH:MM:SS' (Lightning's format), got {suite.max_time!r}")
-        days, hours, minutes, seconds = (int(p) for p in parts)
-        suite.max_time = str(suite.max_time)
-        suite.max_time_seconds = float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
-    if suite.max_images < 1 or suite.num_samples < 2 or not suite.seeds:
-        raise SuiteError(f"{path}: need budget.max_images >= 1, evaluation.num_samples >= 2 and at least one seed")
-    return suite
+        return _suite(path, _read(path))
+    except SuiteError as error:  # every message names the file first
+        raise SuiteError(f"{path}: {error}") from None
 
 
-def _slurm_options(path: Path, raw, suite_name: str) -> tuple[JobOptions, int | None]:
+def _suite(path: Path, raw: dict) -> Suite:
+    resolve = lambda p: str(p if Path(p).is_absolute() or Path(p).exists() else (path.parent / p))  # noqa: E731
+    objectives = [_objective(i, entry, resolve) for i, entry in enumerate(_need(raw, "objectives", list))]
+    name, out, base_config, shards = (_need(raw, key, str) for key in ("name", "out", "base_config", "shards"))
+    budget, evaluation = raw.get("budget", {}) or {}, raw.get("evaluation", {}) or {}
+    slurm, max_parallel = _slurm_options(raw.get("slurm"), name)
+    return Suite(name=name, out=out, base_config=resolve(base_config), shards=shards, objectives=objectives, build=raw.get("build"), overrides=[str(o) for o in raw.get("overrides", [])],
+                 max_images=int(budget.get("max_images", 64_000)), max_time=budget.get("max_time"),
+                 seeds=[int(s) for s in raw.get("seeds", [0])], num_samples=int(evaluation.get("num_samples", 1000)),
+                 batch_size=int(evaluation.get("batch_size", 250)), launcher=raw.get("launcher", "local"),
+                 slurm=slurm, max_parallel=max_parallel, source=str(path))
+
+
+def _slurm_options(raw, suite_name) -> tuple[JobOptions, int | None]:
     """The `slurm:` mapping: JobOptions fields (nodes, gpus_per_node, cpus_per_task, time, partition, ...)
     and max_parallel."""
+    if raw is not None and not isinstance(raw, dict):
+        raise SuiteError("'slurm' must be a mapping of job options")
     raw = dict(raw or {})
-    if not isinstance(raw, dict):
-        raise SuiteError(f"{path}: 'slurm' must be a mapping of job options")
     max_parallel = raw.pop("max_parallel", None)
     if max_parallel is not None and (not isinstance(max_parallel, int) or max_parallel < 1):
-        raise SuiteError(f"{path}: slurm.max_parallel must be an integer >= 1, got {max_parallel!r}")
-    known = set(JobOptions.__dataclass_fields__)
-    unknown = sorted(set(raw) - known)
+        raise SuiteError(f"slurm.max_parallel must be an integer >= 1, got {max_parallel!r}")
+    unknown = sorted(set(raw) - set(JobOptions.__dataclass_fields__))
     if unknown:
-        raise SuiteError(f"{path}: unknown slurm options {unknown}; known: {sorted(known | {'max_parallel'})}")
+        known = sorted(set(JobOptions.__dataclass_fields__) | {"max_parallel"})
+        raise SuiteError(f"unknown slurm options {unknown}; known: {known}")
     raw.setdefault("job_name", f"compare-{suite_name}")
     try:
         return JobOptions(**raw), max_parallel
     except (ValueError, TypeError) as error:
-        raise SuiteError(f"{path}: slurm: {error}") from None
+        raise SuiteError(f"slurm: {error}") from None

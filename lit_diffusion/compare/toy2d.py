@@ -3,8 +3,6 @@ consistency models (training and distillation) with the same MLP, budget and see
 one's sliced Wasserstein distance to fresh data at several NFEs. Pure torch: a minute on a laptop CPU."""
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from dataclasses import dataclass
 
@@ -123,22 +121,3 @@ def run(cfg: ToyConfig, log=print) -> dict:
     cd_net = train(cd, cfg, log=log)
     record("consistency_distillation", cd, cd_net, [("consistency", 1), ("consistency", 2)], time.perf_counter() - start)
     return results
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lit-diffusion toy2d", description=__doc__)
-    parser.add_argument("--dataset", default=ToyConfig.dataset, choices=["eight_gaussians", "two_moons"])
-    parser.add_argument("--steps", type=int, default=ToyConfig.steps)
-    parser.add_argument("--seed", type=int, default=ToyConfig.seed)
-    args = parser.parse_args(argv)
-    if args.steps < 1:
-        parser.error(f"--steps must be >= 1, got {args.steps}")
-    torch.set_num_threads(1)  # a 2-D MLP is too small to gain from threads; they only contend
-    print(f"toy 2-D head-to-head on {args.dataset}: {args.steps} steps per objective; "
-          "sliced Wasserstein-2 to fresh data (lower is better), sampler@NFE")
-    run(ToyConfig(dataset=args.dataset, steps=args.steps, seed=args.seed))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

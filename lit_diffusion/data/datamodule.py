@@ -4,19 +4,20 @@ The constructor arguments are the config schema. Batches are dicts (see ``decode
 rank takes ``steps_per_epoch`` batches per epoch (see ``plan.py``), so DDP never waits on a rank
 that ran out of data. ``state_dict()`` holds (epoch, batches consumed in it, seed, layout); the
 Trainer saves it in checkpoints, and after ``load_state_dict`` the loader yields exactly the
-batches that the interrupted run had not consumed yet.
+batches that the interrupted run had not consumed yet. Validation is the Lightning-free
+``OrderedShardReader`` (``ordered_reader.py``), the same stream that evaluation reads.
 """
 from __future__ import annotations
 
 import logging
 import multiprocessing
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 import lightning.pytorch as pl
 import torch
-from torch.utils.data import DataLoader
 
 from .decode import SampleDecoder, Transform
+from .ordered_reader import OrderedShardReader, make_loader, ordered_plan
 from .plan import EpochPlan
 from .stream import ShardIterable
 from .urls import ShardSet, resolve_shards
@@ -169,9 +170,10 @@ class ShardDataModule(pl.LightningDataModule):
     def val_plan(self, world_size: int | None = None) -> EpochPlan:
         """Validation (and evaluation) order: every sample once in stored order, padded to whole batches."""
         self.setup()
+        if self.val_set is None:
+            raise ValueError("ShardDataModule: val_plan: no val_shards")
         world = self._rank_world()[1] if world_size is None else world_size
-        return EpochPlan(tuple(self.val_set.counts), self.val_batch_size, world, self.num_workers, self.seed,
-                         shuffle_shards=False, pad=True)
+        return ordered_plan(self.val_set.counts, self.val_batch_size, world, self.num_workers, self.seed)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -196,35 +198,61 @@ class ShardDataModule(pl.LightningDataModule):
         """Choose the epoch of the next training iteration (without a Trainer)."""
         self._epoch = epoch
 
-    def _loader(self, dataset: ShardIterable) -> DataLoader:
-        kwargs: dict[str, Any] = {}
-        if self.num_workers > 0:
-            kwargs = dict(prefetch_factor=self.prefetch_factor, persistent_workers=False)
-        return DataLoader(dataset, batch_size=None, num_workers=self.num_workers, pin_memory=self.pin_memory,
-                          in_order=True, **kwargs)
-
     def train_dataloader(self) -> "ShardLoader":
         self.setup()
-        if self._skip_counter is None:
-            self._skip_counter = multiprocessing.Value("q", 0)
-        return ShardLoader(self, train=True)
+        self._ensure_skip_counter()
+        return ShardLoader(self)
 
     def val_dataloader(self):
         self.setup()
         if self.val_set is None:
             return []
-        if self._skip_counter is None:
+        self._ensure_skip_counter()
+        return self.val_reader()
+
+    def val_reader(self) -> OrderedShardReader:
+        """The validation loader: this rank's share of the validation split in stored order."""
+        self.setup()
+        if self.val_set is None:
+            raise ValueError("ShardDataModule: val_reader: no val_shards")
+        rank, world = self._rank_world()
+        return OrderedShardReader(self.val_set, self.val_batch_size, self.num_workers, rank, world,
+                                  labels=self._labels(self.val_set.info), decoder=self.decoder,
+                                  on_error=self.on_error, skip_counter=self._skip_counter, seed=self.seed,
+                                  pin_memory=self.pin_memory, prefetch_factor=self.prefetch_factor)
+
+    def train_epoch(self) -> Iterator[dict]:
+        """The training batches of the current epoch, from the resume point if one was loaded.
+
+        Records progress as batches are consumed (for ``state_dict``) and moves to the next epoch
+        at the end (without a Trainer).
+        """
+        epoch = self.current_epoch()
+        start = self._start_batch(epoch)
+        skipped_before = self.skipped
+        self._progress = (epoch, start)
+        for batch in make_loader(self._make_iterable(True, epoch, start), self.num_workers, self.pin_memory,
+                                 self.prefetch_factor):
+            self._progress = (epoch, self._progress[1] + 1)
+            yield batch
+        self._epoch = epoch + 1
+        if self.skipped > skipped_before:
+            log.warning("epoch %d: on_error=skip skipped %d sample(s) (%d in total so far)", epoch,
+                        self.skipped - skipped_before, self.skipped)
+
+    def _ensure_skip_counter(self) -> None:
+        if self._skip_counter is None:  # shared with loader workers, so their skips are counted here
             self._skip_counter = multiprocessing.Value("q", 0)
-        return ShardLoader(self, train=False)
 
     def _make_iterable(self, train: bool, epoch: int, start_batch: int) -> ShardIterable:
+        """The iterable behind a loader (tests drive its workers directly); validation is always a
+        whole pass, so ``epoch`` and ``start_batch`` apply to training only."""
+        if not train:
+            return self.val_reader().dataset()
         rank, world = self._rank_world()
-        shards = self.train_set if train else self.val_set
-        plan = self.train_plan(world) if train else self.val_plan(world)
-        decoder = SampleDecoder(shards.info, self._labels(shards.info), self.decoder)
-        return ShardIterable(shards.urls, plan, decoder, rank, epoch, start_batch,
-                             shuffle_buffer=self.shuffle_buffer if train else 0,
-                             hflip=self.hflip and train, transform=self.transform if train else None,
+        decoder = SampleDecoder(self.train_set.info, self._labels(self.train_set.info), self.decoder)
+        return ShardIterable(self.train_set.urls, self.train_plan(world), decoder, rank, epoch, start_batch,
+                             shuffle_buffer=self.shuffle_buffer, hflip=self.hflip, transform=self.transform,
                              on_error=self.on_error, skip_counter=self._skip_counter)
 
     def __getstate__(self) -> dict:
@@ -275,38 +303,23 @@ class ShardDataModule(pl.LightningDataModule):
 
 
 class ShardLoader:
-    """One epoch of batches per ``iter()``; ``len()`` is the steps per epoch; stateful for Lightning."""
+    """The training loader: one epoch per ``iter()``, ``len()`` batches; Lightning saves its state.
 
-    def __init__(self, dm: ShardDataModule, train: bool):
-        self.dm, self.train = dm, train
+    A thin adapter: the DataModule owns the stream position, this only forwards to its public API.
+    """
+
+    def __init__(self, dm: ShardDataModule):
+        self.dm = dm
 
     def __len__(self) -> int:
-        if self.train:
-            return self.dm.steps_per_epoch
-        shards = self.dm.val_set
-        world = self.dm._rank_world()[1]
-        return EpochPlan(tuple(shards.counts), self.dm.val_batch_size, world, self.dm.num_workers, 0, pad=True).steps
+        return self.dm.steps_per_epoch
 
-    def __iter__(self):
-        dm = self.dm
-        if not self.train:
-            yield from dm._loader(dm._make_iterable(False, 0, 0))
-            return
-        epoch = dm.current_epoch()
-        start = dm._start_batch(epoch)
-        skipped_before = dm.skipped
-        dm._progress = (epoch, start)
-        for batch in dm._loader(dm._make_iterable(True, epoch, start)):
-            dm._progress = (epoch, dm._progress[1] + 1)
-            yield batch
-        dm._epoch = epoch + 1
-        if dm.skipped > skipped_before:
-            log.warning("epoch %d: on_error=skip skipped %d sample(s) (%d in total so far)", epoch,
-                        dm.skipped - skipped_before, dm.skipped)
+    def __iter__(self) -> Iterator[dict]:
+        return self.dm.train_epoch()
 
     def state_dict(self) -> dict[str, Any]:
-        return self.dm.state_dict() if self.train else {}
+        return self.dm.state_dict()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if self.train and state_dict:
+        if state_dict:
             self.dm.load_state_dict(state_dict)

@@ -23,12 +23,13 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 import torch
 from torch import nn
 
-from lit_diffusion.data.datamodule import ShardDataModule
+if TYPE_CHECKING:  # annotations only: evaluation stays Lightning-free (DESIGN §1)
+    from lit_diffusion.data.datamodule import ShardDataModule
 
 from . import cache
 from ._dist import broadcast_object, gather_rows, rank_world
@@ -38,7 +39,7 @@ from .shards import SplitReader
 log = logging.getLogger("lit_diffusion.evaluation")
 
 ARCH_VERSION = 1  # bump when the architecture or training loop changes: old cache entries are ignored
-Data = Union[ShardDataModule, str, os.PathLike, tuple[torch.Tensor, torch.Tensor]]
+Data = Union["ShardDataModule", str, os.PathLike, tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ import abc
 import torch
 from torch import nn
 
+from lit_diffusion.generation.images import quantize
+
 
 class FeatureNetwork(nn.Module, metaclass=abc.ABCMeta):
     """Base class: subclasses implement ``features_and_logits`` (one pass) and ``fingerprint``."""
@@ -66,6 +68,4 @@ def check_images(x: torch.Tensor, who: str, channels: tuple[int, ...] | None = N
     return x.float()
 
 
-def to_uint8_range(x: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] floats -> the 8-bit values an image file would hold, as float in [0, 255]."""
-    return ((x.clamp(-1, 1) + 1) * 127.5).round()
+to_uint8_range = quantize  # [-1, 1] floats -> 8-bit values as floats in [0, 255]

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 import torch
 
-from lit_diffusion.data.datamodule import ShardDataModule
+if TYPE_CHECKING:  # annotations only: evaluation stays Lightning-free (DESIGN §1)
+    from lit_diffusion.data.datamodule import ShardDataModule
 
 from . import cache
 from ._dist import broadcast_object, gather_rows, rank_world

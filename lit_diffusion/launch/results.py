@@ -2,34 +2,23 @@
 CSV logs; and the step it reached, from its newest checkpoint."""
 from __future__ import annotations
 
-import csv
 from pathlib import Path
+
+from lit_diffusion.runs import MetricsLog, RunDirectory, find_resume_checkpoint, read_checkpoint_info
 
 
 def final_metric(run_dir: Path, key: str) -> float | None:
-    run_dir = Path(run_dir)
-    if (run_dir / "wandb").is_dir():
-        from lit_diffusion.training.wandb_offline import load_offline_runs
+    run = RunDirectory(run_dir)
+    if run.wandb.is_dir():
+        from lit_diffusion.runs.wandb_offline import load_offline_runs  # wandb is imported only when needed
 
-        for run in load_offline_runs(run_dir).values():
-            values = run.metric(key)
+        for offline in load_offline_runs(run.root).values():
+            values = offline.metric(key)
             if values:
                 return float(values[-1])
-    value = None
-    for path in sorted(run_dir.glob("csv/version_*/metrics.csv")):
-        with open(path) as f:
-            for row in csv.DictReader(f):
-                if row.get(key):
-                    value = float(row[key])
-    return value
+    return MetricsLog(run).last(key)
 
 
 def final_step(run_dir: Path) -> int | None:
-    from lit_diffusion.training.checkpointing import find_resume_checkpoint
-
-    import torch
-
-    found = find_resume_checkpoint(Path(run_dir) / "checkpoints")
-    if found is None:
-        return None
-    return int(torch.load(found, map_location="cpu", weights_only=False, mmap=True)["global_step"])
+    found = find_resume_checkpoint(RunDirectory(run_dir).checkpoints)
+    return None if found is None else read_checkpoint_info(found).global_step

@@ -7,7 +7,8 @@ from lit_diffusion.objectives.analytic import GaussianMixture, oracle_network
 from lit_diffusion.objectives.base import DiffusionObjective, LossOutput
 from lit_diffusion.objectives.consistency_distillation import ConsistencyDistillation
 from lit_diffusion.objectives.consistency_training import ConsistencyTraining
-from lit_diffusion.objectives.conversions import PathCoefficients, Prediction, convert
+from lit_diffusion.contract import PathCoefficients, Prediction
+from lit_diffusion.objectives.conversions import convert
 from lit_diffusion.objectives.ddpm import DDPM
 from lit_diffusion.objectives.flow_matching import FlowMatching
 from lit_diffusion.objectives.parameterisation import (
@@ -33,11 +34,21 @@ from lit_diffusion.objectives.time_samplers import (
     DiscreteUniformTime,
     LogitNormalTime,
     LogNormalSigma,
+    PairSampler,
     UniformGridPairs,
     UniformTime,
     make_time_sampler,
 )
-from lit_diffusion.objectives.weightings import EDMWeighting, MinSNRWeighting, UniformWeighting, make_weighting
+from lit_diffusion.objectives.weightings import (
+    EDMWeighting,
+    InverseGapWeighting,
+    MinSNRWeighting,
+    PairWeighting,
+    UniformPairWeighting,
+    UniformWeighting,
+    make_pair_weighting,
+    make_weighting,
+)
 
 OBJECTIVES = {
     "ddpm": DDPM,
@@ -51,3 +62,25 @@ OBJECTIVES = {
 def make_objective(name: str, **kwargs) -> DiffusionObjective:
     return build("objective", OBJECTIVES, name, **kwargs)
 
+
+
+__all__ = [
+    # the math contract (lit_diffusion.contract) and conversions
+    "PathCoefficients", "Prediction", "convert",
+    # objectives
+    "OBJECTIVES", "make_objective", "build", "DiffusionObjective", "LossOutput",
+    "DDPM", "FlowMatching", "RectifiedFlow", "straightness", "ConsistencyTraining", "ConsistencyDistillation",
+    # paths
+    "GaussianPath", "VPLinearPath", "VPCosinePath", "DiscreteVPPath", "LinearPath", "OTFlowPath", "EDMSigmaPath",
+    "make_path",
+    # parameterisations
+    "QuantityParameterisation", "EDMPreconditioning", "ConsistencyPreconditioning", "make_parameterisation",
+    # time samplers and pair samplers
+    "UniformTime", "DiscreteUniformTime", "LogitNormalTime", "LogNormalSigma", "make_time_sampler",
+    "PairSampler", "ConsistencyCurriculum", "UniformGridPairs",
+    # weightings and pair weightings
+    "UniformWeighting", "MinSNRWeighting", "EDMWeighting", "make_weighting",
+    "PairWeighting", "InverseGapWeighting", "UniformPairWeighting", "make_pair_weighting",
+    # closed-form Gaussian mixtures (oracles, toy data)
+    "GaussianMixture", "oracle_network",
+]

@@ -12,8 +12,7 @@ import math
 
 import torch
 
-from lit_diffusion.objectives.conversions import PathCoefficients
-from lit_diffusion.samplers.base import Prediction
+from lit_diffusion.contract import PathCoefficients, Prediction
 
 
 class GaussianMixture:

@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import torch
 
-from lit_diffusion.objectives.conversions import PathCoefficients, Prediction
+from lit_diffusion.contract import PathCoefficients, Prediction
 from lit_diffusion.samplers import SamplerOutput, run_sampler
 from lit_diffusion.samplers.guidance import check_guidance, combine_guided, guidance_active
 

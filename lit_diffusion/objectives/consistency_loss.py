@@ -1,11 +1,18 @@
-"""Pieces shared by consistency training and distillation (Song et al. 2023; Song & Dhariwal 2023)."""
+"""What consistency training and distillation share (Song et al. 2023; Song & Dhariwal 2023): the EDM
+noise-level path with the boundary-preserving preconditioning, a pair sampler as the objective's time
+sampler (adjacent times t_i < t_{i+1}), a pair weighting as its weighting, and the pseudo-Huber
+distance between the network's outputs at the two times."""
 from __future__ import annotations
 
 import math
 
 import torch
 
+from lit_diffusion.objectives.base import DiffusionObjective, LossOutput
+from lit_diffusion.objectives.parameterisation import ConsistencyPreconditioning
 from lit_diffusion.objectives.paths import EDMSigmaPath
+from lit_diffusion.objectives.time_samplers import PairSampler
+from lit_diffusion.objectives.weightings import PairWeighting
 
 
 def pseudo_huber(diff: torch.Tensor, c: float) -> torch.Tensor:
@@ -22,15 +29,30 @@ def consistency_path(sigma_min: float, sigma_max: float, rho: float) -> EDMSigma
     return EDMSigmaPath(sigma_min=sigma_min, sigma_max=sigma_max, rho=rho)
 
 
-def gap_weight(path, t_i: torch.Tensor, t_next: torch.Tensor) -> torch.Tensor:
-    """lambda = 1 / (sigma_{i+1} - sigma_i) in EDM noise level (Song & Dhariwal 2023, sec. 3.3)."""
-    t_i, t_next = t_i.double(), t_next.double()
-    return (1.0 / (path.noise_ratio(t_next) - path.noise_ratio(t_i))).float()
+class ConsistencyObjective(DiffusionObjective):
+    """The shared frame; subclasses say how the two outputs of a pair are produced."""
 
+    default_sampler = "consistency"
+    default_nfe = 1
 
-WEIGHTINGS = ("inverse_gap", "uniform")
+    def __init__(self, pairs: PairSampler, weighting: PairWeighting, sigma_min: float, sigma_max: float,
+                 rho: float, sigma_data: float, huber_c: float | None, label_dropout: float,
+                 null_label: int | None):
+        super().__init__(consistency_path(sigma_min, sigma_max, rho), ConsistencyPreconditioning(sigma_data),
+                         pairs, weighting, label_dropout, null_label)
+        self.huber_c = huber_c
+        self.step = 0
 
+    def set_training_step(self, step: int) -> None:
+        self.step = int(step)
 
-def check_weighting(name: str) -> None:
-    if name not in WEIGHTINGS:
-        raise ValueError(f"unknown consistency weighting {name!r}; known: {list(WEIGHTINGS)}")
+    def sample_pairs(self, x0: torch.Tensor, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(t_i, t_next), each (B,), from the pair sampler at the current training step."""
+        return self.time_sampler.sample_pairs(x0.shape[0], self.step, self.path, generator, x0.device)
+
+    def pair_loss(self, f_next: torch.Tensor, f_i: torch.Tensor, x0: torch.Tensor, t_i: torch.Tensor,
+                  t_next: torch.Tensor) -> LossOutput:
+        """lambda(t_i, t_next) * d(f_next, f_i), d the pseudo-Huber distance; reported at t_next."""
+        c = self.huber_c if self.huber_c is not None else default_huber_c(x0)
+        loss = pseudo_huber(f_next - f_i, c)
+        return LossOutput(loss * self.weighting(self.path, t_i, t_next).to(loss), t_next)

@@ -11,36 +11,11 @@ This is the only place where these formulas live.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import torch
 
-from lit_diffusion.samplers.base import Prediction
+from lit_diffusion.contract import PathCoefficients, Prediction  # re-exported: the math contract
 
 QUANTITIES = ("x0", "eps", "v", "velocity", "score")
-
-
-@dataclass
-class PathCoefficients:
-    """alpha, sigma and their derivatives at t, shaped to broadcast against x (B, 1, 1, ...)."""
-
-    t: torch.Tensor
-    alpha: torch.Tensor
-    sigma: torch.Tensor
-    d_alpha: torch.Tensor
-    d_sigma: torch.Tensor
-    path: object = None
-
-    @classmethod
-    def at(cls, path, t: torch.Tensor, x: torch.Tensor) -> "PathCoefficients":
-        """Evaluate `path` at t ((B,) or scalar) in x's dtype, reshaped to broadcast over x's shape."""
-        t = t.to(device=x.device, dtype=x.dtype)
-        if t.ndim == 0:
-            t = t.expand(x.shape[0])
-        if t.shape != (x.shape[0],):
-            raise ValueError(f"t must be a scalar or have shape ({x.shape[0]},), got {tuple(t.shape)}")
-        shape = (-1,) + (1,) * (x.ndim - 1)
-        values = (path.alpha(t), path.sigma(t), path.d_alpha(t), path.d_sigma(t))
-        return cls(t, *(v.reshape(shape) for v in values), path=path)
 
 
 def check_quantity(kind: str) -> None:

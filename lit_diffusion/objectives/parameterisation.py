@@ -8,14 +8,9 @@ from __future__ import annotations
 
 import torch
 
+from lit_diffusion.contract import PathCoefficients, Prediction
+from lit_diffusion.objectives.conversions import from_prediction, to_prediction, x0_sensitivity
 from lit_diffusion.objectives.registry import build
-from lit_diffusion.objectives.conversions import (
-    PathCoefficients,
-    Prediction,
-    from_prediction,
-    to_prediction,
-    x0_sensitivity,
-)
 
 
 class Parameterisation:

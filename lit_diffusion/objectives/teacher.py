@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from lit_diffusion.samplers.base import Prediction, per_sample
+from lit_diffusion.contract import Prediction
+from lit_diffusion.samplers.base import per_sample
 
 
 def translated_predictor(teacher, teacher_net, student_path, cond=None):

@@ -79,7 +79,19 @@ class LogNormalSigma(TimeSampler):
         return path.t_from_noise_ratio(sigma).clamp(min=path.t_min).float()
 
 
-class ConsistencyCurriculum:
+class PairSampler:
+    """`sample_pairs(batch_size, step, path, generator=None, device=None) -> (t_i, t_next)`, each (B,)
+    float32 with t_i < t_next: the adjacent times a consistency objective compares; `step` is the
+    training step, for curricula that refine the grid as training goes."""
+
+    def sample_pairs(self, batch_size: int, step: int, path, generator=None, device=None):
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v}' for k, v in vars(self).items())})"
+
+
+class ConsistencyCurriculum(PairSampler):
     """Improved consistency training's discretisation curriculum (Song & Dhariwal 2023, sec. 3.4-3.5).
 
     N(k) = min(s0 * 2^floor(k / K'), s1) + 1 with K' = floor(K / (log2(s1 / s0) + 1)), K total steps.
@@ -113,11 +125,8 @@ class ConsistencyCurriculum:
         i = torch.multinomial(probs, batch_size, replacement=True, generator=generator)
         return grid[i].float(), grid[i + 1].float()
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v}' for k, v in vars(self).items())})"
 
-
-class UniformGridPairs:
+class UniformGridPairs(PairSampler):
     """Adjacent pairs (t_n, t_{n+1}) of a fixed N-point uniform grid, n uniform: consistency
     distillation's discretisation (Song et al. 2023, Alg. 2; N = 18 for CIFAR-10)."""
 
@@ -129,9 +138,6 @@ class UniformGridPairs:
     def sample_pairs(self, batch_size: int, step: int, path, generator=None, device=None):
         i = torch.randint(0, self.num_scales - 1, (batch_size,), generator=generator, device=device)
         return i.float() / (self.num_scales - 1), (i + 1).float() / (self.num_scales - 1)
-
-    def __repr__(self) -> str:
-        return f"UniformGridPairs(num_scales={self.num_scales})"
 
 
 TIME_SAMPLERS = {

@@ -2,13 +2,14 @@
 
 Weightings from the literature are defined in x0 space; `Parameterisation.error_scale` k converts
 them: an x0-space weight lambda becomes lambda / k^2 on the squared error of the raw target.
+Consistency objectives weigh pairs of adjacent times instead (`PairWeighting`, `make_pair_weighting`).
 """
 from __future__ import annotations
 
 import torch
 
+from lit_diffusion.contract import PathCoefficients
 from lit_diffusion.objectives.registry import build
-from lit_diffusion.objectives.conversions import PathCoefficients
 
 
 def _flat(w: torch.Tensor) -> torch.Tensor:
@@ -61,13 +62,45 @@ class EDMWeighting(Weighting):
         return _flat(lam / parameterisation.error_scale(c) ** 2)
 
 
-def consistency_weighting(sigma_i: torch.Tensor, sigma_next: torch.Tensor) -> torch.Tensor:
-    """lambda(sigma_i) = 1 / (sigma_{i+1} - sigma_i) (Song & Dhariwal 2023, sec. 3.3)."""
-    return 1.0 / (sigma_next - sigma_i)
-
-
 WEIGHTINGS = {"uniform": UniformWeighting, "min_snr": MinSNRWeighting, "edm": EDMWeighting}
 
 
 def make_weighting(name: str, **kwargs) -> Weighting:
     return build("weighting", WEIGHTINGS, name, **kwargs)
+
+
+class PairWeighting:
+    """`weight(path, t_i, t_next) -> (B,)` multiplies a consistency model's per-sample distance between
+    its outputs at the adjacent times t_i < t_next of one noisy sample."""
+
+    def __call__(self, path, t_i: torch.Tensor, t_next: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class UniformPairWeighting(PairWeighting):
+    """lambda = 1 for every pair (consistency distillation, Song et al. 2023, Alg. 2)."""
+
+    def __call__(self, path, t_i, t_next):
+        return torch.ones(t_next.shape, dtype=torch.float32, device=t_next.device)
+
+
+class InverseGapWeighting(PairWeighting):
+    """lambda(sigma_i) = 1 / (sigma_{i+1} - sigma_i) in EDM noise level sigma_t / alpha_t (Song & Dhariwal
+    2023, "Improved Techniques for Training Consistency Models", sec. 3.3); evaluated in float64."""
+
+    def __call__(self, path, t_i, t_next):
+        t_i, t_next = t_i.double(), t_next.double()
+        return (1.0 / (path.noise_ratio(t_next) - path.noise_ratio(t_i))).float()
+
+
+PAIR_WEIGHTINGS = {"inverse_gap": InverseGapWeighting, "uniform": UniformPairWeighting}
+
+
+def make_pair_weighting(weighting: str | PairWeighting) -> PairWeighting:
+    """A pair weighting from its registered name, or the given PairWeighting object unchanged."""
+    if isinstance(weighting, PairWeighting):
+        return weighting
+    return build("consistency weighting", PAIR_WEIGHTINGS, weighting)

@@ -1,4 +1,4 @@
-"""What every sampler shares: the predictor contract, exact NFE counting, and per-step path coefficients.
+"""What every sampler shares: the predictor contract, exact NFE counting, and helpers over path coefficients.
 
 A predictor is any callable `predict(x, t) -> Prediction(x0, eps)` with t a Python float in [0, 1]
 shared by the whole batch. Samplers never see a network or an objective: the objective builds the
@@ -6,17 +6,11 @@ predictor (parameterisation, guidance) and the sampler only integrates.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
 import torch
 
-
-class Prediction(NamedTuple):
-    """A denoiser's answer at (x_t, t): the clean-sample and noise estimates, x_t = alpha x0 + sigma eps."""
-
-    x0: torch.Tensor
-    eps: torch.Tensor
+from lit_diffusion.contract import PathCoefficients, Prediction  # re-exported: the math contract
 
 
 Predictor = Callable[[torch.Tensor, float], Prediction]
@@ -39,21 +33,6 @@ class CountingPredictor:
         return self.predict(x, t if isinstance(t, torch.Tensor) else float(t))
 
 
-@dataclass(frozen=True)
-class Coefficients:
-    """alpha, sigma and derivatives of a path at one time, as Python floats (float64 precision)."""
-
-    alpha: float
-    sigma: float
-    d_alpha: float
-    d_sigma: float
-
-    @classmethod
-    def at(cls, path, t: float) -> "Coefficients":
-        tt = torch.tensor([float(t)], dtype=torch.float64)
-        return cls(*(float(f(tt)[0]) for f in (path.alpha, path.sigma, path.d_alpha, path.d_sigma)))
-
-
 def per_sample(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """A (B,) tensor of times reshaped to broadcast against x (B, ...)."""
     return t.to(device=x.device, dtype=x.dtype).reshape((-1,) + (1,) * (x.ndim - 1))
@@ -64,7 +43,7 @@ def velocity(path, pred: Prediction, t) -> torch.Tensor:
     if isinstance(t, torch.Tensor):
         tt = per_sample(t, pred.x0)
         return path.d_alpha(tt) * pred.x0 + path.d_sigma(tt) * pred.eps
-    c = Coefficients.at(path, t)
+    c = PathCoefficients.at_time(path, t)
     return c.d_alpha * pred.x0 + c.d_sigma * pred.eps
 
 
@@ -73,7 +52,7 @@ def path_values(path, t, x: torch.Tensor):
     if isinstance(t, torch.Tensor):
         tt = per_sample(t.double(), x).double()
         return path.alpha(tt).to(x.dtype), path.sigma(tt).to(x.dtype)
-    c = Coefficients.at(path, t)
+    c = PathCoefficients.at_time(path, t)
     return c.alpha, c.sigma
 
 

@@ -10,11 +10,12 @@ import math
 
 import torch
 
-from lit_diffusion.samplers.base import Coefficients, CountingPredictor, SamplerOutput, check_grid
+from lit_diffusion.contract import PathCoefficients
+from lit_diffusion.samplers.base import CountingPredictor, SamplerOutput, check_grid
 
 
 def ddim_step(path, predict, x, t: float, s: float, eta: float = 0.0, generator=None) -> torch.Tensor:
-    ct, cs = Coefficients.at(path, t), Coefficients.at(path, s)
+    ct, cs = PathCoefficients.at_time(path, t), PathCoefficients.at_time(path, s)
     pred = predict(x, t)
     if eta == 0.0:
         return cs.alpha * pred.x0 + cs.sigma * pred.eps

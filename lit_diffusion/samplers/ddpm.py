@@ -10,11 +10,12 @@ import math
 
 import torch
 
-from lit_diffusion.samplers.base import Coefficients, CountingPredictor, SamplerOutput, check_grid
+from lit_diffusion.contract import PathCoefficients
+from lit_diffusion.samplers.base import CountingPredictor, SamplerOutput, check_grid
 
 
 def ddpm_step(path, predict, x, t: float, s: float, generator=None) -> torch.Tensor:
-    ct, cs = Coefficients.at(path, t), Coefficients.at(path, s)
+    ct, cs = PathCoefficients.at_time(path, t), PathCoefficients.at_time(path, s)
     x0 = predict(x, t).x0
     a_ts = ct.alpha / cs.alpha
     var_ts = max(ct.sigma**2 - a_ts**2 * cs.sigma**2, 0.0)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 
-from lit_diffusion.samplers.base import Coefficients, CountingPredictor, SamplerOutput, check_grid
+from lit_diffusion.contract import PathCoefficients
+from lit_diffusion.samplers.base import CountingPredictor, SamplerOutput, check_grid
 
 
-def _log_snr_half(c: Coefficients) -> float:
+def _log_snr_half(c: PathCoefficients) -> float:
     if c.alpha <= 0.0:
         return -math.inf
     if c.sigma <= 0.0:
@@ -26,7 +27,7 @@ def sample_dpm_solver_2m(path, predict, x, grid, generator=None) -> SamplerOutpu
     x0_prev, h_prev = None, None
     last = len(times) - 2
     for i, (t, s) in enumerate(zip(times, times[1:])):
-        ct, cs = Coefficients.at(path, t), Coefficients.at(path, s)
+        ct, cs = PathCoefficients.at_time(path, t), PathCoefficients.at_time(path, s)
         x0 = counter(x, t).x0
         h = _log_snr_half(cs) - _log_snr_half(ct)
         if x0_prev is None or i == last or math.isinf(h_prev):

@@ -2,7 +2,7 @@
 guidance interval (Kynkaanniemi et al. 2024): guidance applies only for t in (t_lo, t_hi]."""
 from __future__ import annotations
 
-from lit_diffusion.samplers.base import Prediction
+from lit_diffusion.contract import Prediction
 
 
 def guidance_active(t: float, interval: tuple[float, float] | None) -> bool:

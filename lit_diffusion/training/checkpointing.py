@@ -1,15 +1,13 @@
-"""Checkpoints that survive crashes: written to a temporary name, flushed and renamed (atomic on POSIX),
-and a resume that takes the newest readable checkpoint, falling back past unreadable ones with a warning."""
+"""Checkpoints that survive crashes: written to a temporary name, flushed and renamed (atomic on POSIX).
+The resume lookup (the newest readable checkpoint, falling back past unreadable ones) lives in
+`lit_diffusion.runs`, which owns the run folder."""
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-
-log = logging.getLogger("lit_diffusion.training")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -27,27 +25,3 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-
-
-def readable(path: Path) -> bool:
-    try:
-        torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-        return True
-    except Exception as error:  # any failure to read means: do not resume from it
-        log.warning("checkpoint %s is unreadable (%s: %s); falling back to an older one", path,
-                    type(error).__name__, error)
-        return False
-
-
-def find_resume_checkpoint(directory: str | Path) -> Path | None:
-    """The newest readable `*.ckpt` under `directory` (by modification time), or None if there is none."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        return None
-    candidates = sorted(directory.rglob("*.ckpt"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
-    for path in candidates:
-        if readable(path):
-            return path
-    if candidates:
-        log.warning("no readable checkpoint among %d in %s; starting from scratch", len(candidates), directory)
-    return None

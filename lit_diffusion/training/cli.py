@@ -17,14 +17,16 @@ import logging
 import sys
 from pathlib import Path
 
-import torch
+import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
 from lit_diffusion.data.datamodule import ShardDataModule
 from lit_diffusion.distributed import StrategyOptions, config_hash, configure_trainer
-from lit_diffusion.training.checkpointing import AtomicCheckpointIO, find_resume_checkpoint
+from lit_diffusion.runs import RunDirectory, find_resume_checkpoint, read_checkpoint_info
+from lit_diffusion.runs.layout import CSV_LOGGER_NAME
+from lit_diffusion.training.checkpointing import AtomicCheckpointIO
 from lit_diffusion.training.final_checkpoint import FinalCheckpoint
 from lit_diffusion.training.module import DiffusionModule
 from lit_diffusion.training.preview import SamplePreview
@@ -32,10 +34,6 @@ from lit_diffusion.training.preview import SamplePreview
 log = logging.getLogger("lit_diffusion.training")
 # Trainer defaults of `lit-diffusion fit`; the SLURM launcher resolves job configs with the same ones
 TRAINER_DEFAULTS = {"max_epochs": -1, "log_every_n_steps": 10}
-
-
-def checkpoint_dir(root: str | Path) -> Path:
-    return Path(root) / "checkpoints"
 
 
 class DiffusionCLI(LightningCLI):
@@ -54,11 +52,11 @@ class DiffusionCLI(LightningCLI):
         sub = self.config[self.subcommand]
         self._resume_from = None
         if sub.get("ckpt_path") == "last":
-            root = sub.trainer.default_root_dir or "."
-            found = find_resume_checkpoint(checkpoint_dir(root))
+            checkpoints = RunDirectory(sub.trainer.default_root_dir or ".").checkpoints
+            found = find_resume_checkpoint(checkpoints)
             sub.ckpt_path = str(found) if found is not None else None
             if found is None:
-                log.warning("--ckpt_path last: no checkpoint under %s; starting from scratch", checkpoint_dir(root))
+                log.warning("--ckpt_path last: no checkpoint under %s; starting from scratch", checkpoints)
             else:
                 log.warning("resuming from %s", found)
         if sub.get("ckpt_path"):
@@ -77,9 +75,10 @@ class DiffusionCLI(LightningCLI):
     def _instantiate_trainer(self, config, callbacks):
         sub = self.config[self.subcommand]
         root = Path(config.get("default_root_dir") or ".")
+        checkpoints = RunDirectory(root).checkpoints
         config["plugins"] = [AtomicCheckpointIO()] + list(config.get("plugins") or [])
         if self.subcommand == "fit" and not any(isinstance(c, ModelCheckpoint) for c in callbacks + list(config.get("callbacks") or [])):
-            callbacks = callbacks + [ModelCheckpoint(dirpath=checkpoint_dir(root), save_last=True,
+            callbacks = callbacks + [ModelCheckpoint(dirpath=checkpoints, save_last=True,
                                                      every_n_train_steps=sub.checkpoint_every_n_steps,
                                                      save_top_k=sub.keep_checkpoints,
                                                      monitor="train/loss", mode="min")]
@@ -90,16 +89,14 @@ class DiffusionCLI(LightningCLI):
         if config.get("logger") in (None, True):
             config["logger"] = self._make_logger(root, sub.wandb_project)
         config, extra = configure_trainer(config, self.model.backbone, _strategy_options(sub),
-                                          config_hash=config_hash(_plain(sub)), checkpoint_dir=checkpoint_dir(root),
+                                          config_hash=config_hash(_plain(sub)), checkpoint_dir=checkpoints,
                                           fit=self.subcommand == "fit")
         return super()._instantiate_trainer(config, callbacks + extra)
 
     def _make_logger(self, root: Path, project: str | None):
         if project is None:
-            return CSVLogger(root, name="csv")
-        run_id = None
-        if self._resume_from:
-            run_id = torch.load(self._resume_from, map_location="cpu", weights_only=False, mmap=True).get("wandb_run_id")
+            return CSVLogger(root, name=CSV_LOGGER_NAME)
+        run_id = read_checkpoint_info(self._resume_from).wandb_run_id if self._resume_from else None
         return WandbLogger(project=project, save_dir=str(root), id=run_id, resume="allow" if run_id else None)
 
 
@@ -119,6 +116,37 @@ def _plain(namespace):
     if isinstance(namespace, (list, tuple)):
         return [_plain(v) for v in namespace]
     return namespace
+
+
+class _Parsed(Exception):
+    """Carries the parsed config out of LightningCLI's constructor before anything is instantiated."""
+
+
+class _ParseOnly(DiffusionCLI):
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        try:  # jsonargparse >= 4.49 calls it skip_unset; older versions skip_none and skip_check
+            text = parser.dump(self.config, skip_unset=False, skip_validation=True)
+        except TypeError:
+            text = parser.dump(self.config, skip_none=False, skip_check=True)
+        raise _Parsed(text)
+
+
+def compose_fit_config(config_files: list[str | Path], overrides: list[str], settings: dict | None = None) -> dict:
+    """The full `fit` configuration of these YAML files, then `settings` (nested values, e.g. {"model":
+    {"seed": 0}}), then `--section.key value` overrides, parsed by the same LightningCLI parser (and trainer
+    defaults) as `lit-diffusion fit`, as plain data; nothing is instantiated. Written to a file,
+    `main(["fit", "--config", FILE])` trains exactly that run."""
+    layers = [str(f) for f in config_files] + ([yaml.safe_dump(settings)] if settings else [])  # --config takes YAML text too
+    args = ["fit", *(a for layer in layers for a in ("--config", layer)), *overrides]
+    try:
+        _ParseOnly(DiffusionModule, ShardDataModule, args=args, trainer_defaults=TRAINER_DEFAULTS,
+                   parser_kwargs={"exit_on_error": False})
+    except _Parsed as parsed:
+        return yaml.safe_load(parsed.args[0])["fit"]
+    except Exception as error:  # jsonargparse's own message names the key
+        raise ValueError(f"the fit config does not parse ({' '.join(args[1:])}): {error}") from None
+    raise AssertionError("unreachable: _ParseOnly always raises")
 
 
 def main(argv: list[str]) -> int:

@@ -3,29 +3,11 @@ grids show how the model changes. Logged to W&B as images when W&B is on, and wr
 under the run directory (`previews/step_NNNNNNN.png`) in every case."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import lightning.pytorch as pl
-import numpy as np
 import torch
-from PIL import Image
 
-
-def image_grid(x: torch.Tensor, columns: int = 8) -> np.ndarray:
-    """(B, C, H, W) in [-1, 1] -> (rows*H, columns*W, C) uint8 with 1-pixel gaps."""
-    x = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
-    b, c, h, w = x.shape
-    rows = -(-b // columns)
-    canvas = torch.zeros(c, rows * (h + 1) + 1, columns * (w + 1) + 1, dtype=torch.uint8)
-    for i in range(b):
-        r, q = divmod(i, columns)
-        canvas[:, 1 + r * (h + 1):1 + r * (h + 1) + h, 1 + q * (w + 1):1 + q * (w + 1) + w] = x[i]
-    return canvas.permute(1, 2, 0).numpy()
-
-
-def save_png(array: np.ndarray, path) -> None:
-    """(H, W, C) uint8 -> PNG, greyscale when C == 1."""
-    Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(path)
+from lit_diffusion.generation import generate, image_grid, save_png, to_uint8
+from lit_diffusion.runs import RunDirectory
 
 
 class SamplePreview(pl.Callback):
@@ -54,15 +36,13 @@ class SamplePreview(pl.Callback):
     def preview(self, trainer, pl_module) -> None:
         if not trainer.is_global_zero or pl_module.sample_shape is None or len(pl_module.sample_shape) != 3:
             return
-        noise = torch.randn((self.num_samples, *pl_module.sample_shape), generator=torch.Generator().manual_seed(self.seed))
         classes = getattr(pl_module.backbone, "num_classes", 0) if pl_module.conditional else 0
-        labels = torch.arange(self.num_samples) % classes if classes else None
-        device = pl_module.device
-        x = pl_module.generate(noise.to(device), sampler=self.sampler, nfe=self.nfe,
-                               cond=None if labels is None else labels.to(device),
-                               generator=torch.Generator(device).manual_seed(self.seed))
-        grid = image_grid(x.float())
-        path = Path(trainer.default_root_dir) / "previews" / f"step_{trainer.global_step:07d}.png"
+        net = pl_module.ema.shadow  # previews show what sampling will use
+        batch = next(generate(pl_module.objective, net, pl_module.sample_shape, self.num_samples, seed=self.seed,
+                              batch_size=self.num_samples, num_classes=classes, device=pl_module.device,
+                              sampler=self.sampler, nfe=self.nfe))
+        grid = image_grid(to_uint8(batch.x0), columns=8)
+        path = RunDirectory(trainer.default_root_dir).preview(trainer.global_step)
         path.parent.mkdir(parents=True, exist_ok=True)
         save_png(grid, path)
         self.written.append(path)

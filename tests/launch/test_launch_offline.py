@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lit_diffusion.launch.commands import main as slurm_main
+from lit_diffusion.commands.slurm import main as slurm_main
 from lit_diffusion.launch.options import JobOptions
 from lit_diffusion.launch.sweep import array_spec, grid_points, parse_grid, read_manifest, write_manifest
 

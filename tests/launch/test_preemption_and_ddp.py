@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lit_diffusion.training.wandb_offline import load_offline_runs
+from lit_diffusion.runs.wandb_offline import load_offline_runs
 
 from slurm_helpers import configs, fit_overrides, job_log, slurm, wait_for_jobs
 

@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
-from lit_diffusion.launch.commands import sweep_status
-from lit_diffusion.training.wandb_offline import load_offline_runs, read_records
+from lit_diffusion.launch.submit import sweep_status
+from lit_diffusion.runs.wandb_offline import load_offline_runs, read_records
 
 from slurm_helpers import configs, fit_overrides, job_log, slurm, wait_for_jobs
 

@@ -9,7 +9,7 @@ import torch
 import wandb
 
 from lit_diffusion.cli import main as cli_main
-from lit_diffusion.training.wandb_offline import load_offline_runs
+from lit_diffusion.runs.wandb_offline import load_offline_runs
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 

@@ -7,7 +7,7 @@ import pytest
 
 wandb = pytest.importorskip("wandb")
 
-from lit_diffusion.training.wandb_offline import load_offline_runs, read_records  # noqa: E402
+from lit_diffusion.runs.wandb_offline import load_offline_runs, read_records  # noqa: E402
 
 BIG = "x" * 70_000  # > 2 blocks of 32 KiB: forces FIRST/MIDDLE/LAST fragments
 

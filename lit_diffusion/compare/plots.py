@@ -1,0 +1,82 @@
+"""The comparison's figures: quality vs NFE, loss vs images seen, throughput, and sample grids."""
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from lit_diffusion.compare.aggregate import Summary  # noqa: E402
+from lit_diffusion.generation import image_grid, save_png, to_uint8  # noqa: E402
+from lit_diffusion.runs import MetricsLog, RunDirectory  # noqa: E402
+
+LINE_STYLES = [("o", "-"), ("s", "--"), ("^", ":"), ("D", "-.")]
+
+
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def quality_vs_nfe(summary: Summary, samplers: dict[str, list[str]], title: str, path: Path) -> None:
+    """Colour = objective, marker and line style = sampler; the untrained networks as a grey band.
+    samplers: objective -> its sampler keys, in suite order."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, (name, keys) in enumerate(samplers.items()):
+        for j, key in enumerate(keys):
+            pts = sorted((r.nfe, r.mean_fd) for r in summary.rows if r.objective == name and r.setting.sampler_key == key)
+            marker, line = LINE_STYLES[j % len(LINE_STYLES)]
+            ax.plot(*zip(*pts), marker=marker, linestyle=line, color=f"C{i}", label=f"{name} / {key}")
+    untrained = [r.fd for rows in summary.untrained.values() for r in rows]
+    ax.axhspan(min(untrained) * 0.97, max(untrained) * 1.03, color="0.8", label="untrained networks")
+    nfes = sorted({r.nfe for r in summary.rows})
+    ax.set(xscale="log", yscale="log", xlabel="NFE (network evaluations per sample)",
+           ylabel="Fréchet distance (lower is better)", title=f"{title}: quality vs NFE")
+    ax.set_xticks(nfes, [str(n) for n in nfes])
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    _save(fig, path)
+
+
+def loss_vs_images(runs: dict[str, RunDirectory], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, run in runs.items():
+        pts = MetricsLog(run).series("train/images_seen", "train/loss")
+        if pts:
+            ax.plot(*zip(*pts), label=name)
+    ax.set(xlabel="images seen", ylabel="training loss (own scale per objective)", yscale="log", title="Loss vs images seen")
+    ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def throughput(images_per_second: dict[str, list[float]], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.bar(list(images_per_second), [statistics.fmean(v) for v in images_per_second.values()])
+    ax.set(ylabel="training images/s", title="Throughput")
+    _save(fig, path)
+
+
+def sample_grid(samples: Path, path: Path) -> bool:
+    """The saved samples (B, C, H, W) in [-1, 1] as an 8-column PNG grid; False if there are none."""
+    if not samples.is_file():
+        return False
+    save_png(image_grid(to_uint8(torch.load(samples)), columns=8), path)
+    return True
+
+
+def samples_overview(panels: list[tuple[str, Path]], path: Path) -> None:
+    """One figure: the given sample grids (title, PNG) side by side."""
+    panels = [(title, png) for title, png in panels if png.is_file()]
+    if not panels:
+        return
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.0), squeeze=False)
+    for ax, (title, png) in zip(axes[0], panels):
+        ax.imshow(Image.open(png), cmap="gray", interpolation="nearest")
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    _save(fig, path)

@@ -1,0 +1,64 @@
+"""The typed results a comparison passes from training to scoring to the report: one row per
+(objective, seed, sampler setting, trained or not), instead of string keys parsed back."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from lit_diffusion.runs import CheckpointInfo, RunDirectory
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How samples are drawn: a sampler, optionally on another time grid than its default, at an asked NFE."""
+
+    sampler: str
+    grid: str | None
+    nfe: int
+
+    @classmethod
+    def from_suite(cls, key: str, nfe: int) -> "Setting":
+        """key: a suite's sampler key, "name" or "name:grid"."""
+        sampler, _, grid = key.partition(":")
+        return cls(sampler, grid or None, int(nfe))
+
+    @property
+    def sampler_key(self) -> str:
+        """The suite's spelling, "name" or "name:grid" (the report's sampler column)."""
+        return f"{self.sampler}:{self.grid}" if self.grid else self.sampler
+
+    @property
+    def label(self) -> str:
+        return f"{self.sampler_key}@{self.nfe}"
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    objective: str
+    seed: int
+    setting: Setting
+    untrained: bool  # the same model freshly initialised from the seed: the baseline
+    metrics: dict  # fd, kid, class_accuracy (conditional models), ...
+    nfe_used: int  # the sampler's exact network evaluations per sample (may differ from the asked NFE)
+
+    @property
+    def fd(self) -> float:
+        return self.metrics["fd"]
+
+
+@dataclass(frozen=True)
+class TrainRecord:
+    """What a finished training cost, kept as RUN/train.json."""
+
+    seconds: float  # time in fit, summed over resumes
+    images_seen: int
+    parameters: int  # of the backbone
+    images_per_second: float
+
+    @classmethod
+    def from_checkpoint(cls, info: CheckpointInfo) -> "TrainRecord":
+        return cls(info.train_seconds, info.images_seen, info.backbone_parameters,
+                   info.images_seen / max(info.train_seconds, 1e-9))
+
+    def write(self, run: RunDirectory) -> None:
+        run.train_record.write_text(json.dumps(asdict(self), indent=1))

@@ -1,0 +1,82 @@
+"""Scoring a comparison's runs: each trained model at its samplers x NFEs, and its untrained twin at the
+trained model's best setting, all from one shared noise bank. Scores are cached in RUN/eval.json per
+(setting, number of samples); the first 64 samples of each go to RUN/samples/ for the report's grids."""
+from __future__ import annotations
+
+import functools
+import json
+
+import torch
+
+from lit_diffusion.compare.noise_bank import NoiseBank
+from lit_diffusion.compare.results import ScoreRow, Setting
+from lit_diffusion.compare.suite import ObjectiveEntry, Suite
+from lit_diffusion.runs import RunDirectory
+
+BANK_SEED = 20_251  # the evaluation noise is the same for every objective, sampler and seed
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # where evaluation samples and extracts features
+GRID_SAMPLES = 64  # samples kept per setting for the report's grids
+
+
+class ScoreCache:
+    """RUN/eval.json: {"[untrained/]SAMPLER@NFE/NUM_SAMPLES": metrics and the NFE used}."""
+
+    def __init__(self, run: RunDirectory, num_samples: int):
+        self.run, self.num_samples = run, num_samples
+        self.entries = json.loads(run.eval_cache.read_text()) if run.eval_cache.is_file() else {}
+
+    @staticmethod
+    def name(setting: Setting, untrained: bool) -> str:
+        return ("untrained/" if untrained else "") + setting.label
+
+    def get(self, setting: Setting, untrained: bool) -> dict | None:
+        return self.entries.get(f"{self.name(setting, untrained)}/{self.num_samples}")
+
+    def put(self, setting: Setting, untrained: bool, scores: dict, samples: torch.Tensor) -> None:
+        name = self.name(setting, untrained)
+        self.run.samples.mkdir(exist_ok=True)
+        torch.save(samples[:GRID_SAMPLES].clone(), self.run.sample_file(name.replace("/", "-")))
+        self.entries[f"{name}/{self.num_samples}"] = scores
+        self.run.eval_cache.write_text(json.dumps(self.entries, indent=1))
+
+
+def sample_and_score(module, suite: Suite, setting: Setting, feature_net, reference) -> tuple[dict, torch.Tensor]:
+    """Metrics (and "nfe": the NFE the sampler used) of `suite.num_samples` samples of the module's EMA network
+    from the shared noise bank, and the samples."""
+    from lit_diffusion.evaluation.metrics import evaluate_samples
+
+    classes = getattr(module.backbone, "num_classes", 0) if module.conditional else 0
+    bank = NoiseBank(module.sample_shape, suite.num_samples, seed=BANK_SEED, num_classes=classes)
+    samples, labels, used = [], [], setting.nfe
+    device = next(module.parameters()).device
+    for batch in bank.generate(module.objective, module.ema.shadow, suite.batch_size, device,
+                               sampler=setting.sampler, nfe=setting.nfe, grid=setting.grid):
+        samples.append(batch.x0.clamp(-1, 1).cpu())
+        labels.append(batch.labels)
+        used = batch.nfe
+    x = torch.cat(samples)
+    metrics = evaluate_samples(x, feature_net, reference, labels=torch.cat(labels) if classes else None)
+    return {k: float(v) for k, v in metrics.items()} | {"nfe": used}, x
+
+
+def score_run(suite: Suite, entry: ObjectiveEntry, seed: int, feature_net, reference, log=print) -> list[ScoreRow]:
+    """One row per sampler x NFE of the entry, then the untrained row at the trained model's best setting."""
+    from lit_diffusion.training.loading import load_module
+
+    run = suite.run(entry.name, seed)
+    cache = ScoreCache(run, suite.num_samples)
+
+    def score(setting: Setting, untrained: bool, make_module) -> ScoreRow:
+        scores = cache.get(setting, untrained)
+        if scores is None:
+            scores, x = sample_and_score(make_module(), suite, setting, feature_net, reference)
+            cache.put(setting, untrained, scores, x)
+            log(f"[{entry.name} seed {seed}] {cache.name(setting, untrained)}: FD {scores['fd']:.3f}")
+        metrics = {k: v for k, v in scores.items() if k != "nfe"}
+        return ScoreRow(entry.name, seed, setting, untrained, metrics, int(scores["nfe"]))
+
+    trained = functools.cache(lambda: load_module(run.last_checkpoint).to(DEVICE))  # loaded once, only if needed
+    rows = [score(Setting.from_suite(key, nfe), False, trained) for key, nfes in entry.samplers.items() for nfe in nfes]
+    best = min(rows, key=lambda row: row.fd)
+    untrained = lambda: load_module(run.last_checkpoint, untrained_seed=seed).to(DEVICE)  # noqa: E731
+    return rows + [score(best.setting, True, untrained)]

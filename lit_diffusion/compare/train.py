@@ -1,0 +1,139 @@
+"""The trainings of a comparison: every objective x seed on the shared budget, each from one composed fit
+config (RUN/fit.yaml) in its own process, locally in turn or as one SLURM job array. Finished runs are not
+trained again; unfinished ones resume from their last checkpoint."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import torch
+import yaml
+
+from lit_diffusion.compare.results import TrainRecord
+from lit_diffusion.compare.suite import ObjectiveEntry, Suite
+from lit_diffusion.runs import MetricsLog, RunDirectory, read_checkpoint_info
+
+
+def finished(suite: Suite, run: RunDirectory) -> bool:
+    """Whether the run's last checkpoint has used up the suite's budget (images, or wall-clock time)."""
+    last = run.last_checkpoint
+    return last.is_file() and read_checkpoint_info(last).finished(suite.max_images, suite.max_time_seconds)
+
+
+def fit_config(suite: Suite, entry: ObjectiveEntry, seed: int, extra_overrides: list[str] = ()) -> dict:
+    """The full fit config of one run: base config, objective config, the suite's settings for this run, then
+    the suite's and the objective's overrides (CLI strings, as users write them in suites)."""
+    from lit_diffusion.training.cli import compose_fit_config  # Lightning is loaded only when training
+
+    settings = {"seed_everything": seed, "preview_every_n_steps": 0,
+                "data": {"train_shards": suite.shards},
+                "trainer": {"default_root_dir": str(suite.run_dir(entry.name, seed))}
+                | ({"max_time": suite.max_time} if suite.max_time else {}),
+                "model": {"max_images": suite.max_images, "seed": seed}}
+    overrides = [*suite.overrides, *entry.overrides, *extra_overrides]
+    return compose_fit_config([suite.base_config, entry.config], overrides, settings)
+
+
+def write_fit_config(config: dict, path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def record_training(suite: Suite, entry: ObjectiveEntry, seed: int) -> TrainRecord:
+    """RUN/train.json from the last checkpoint: wall time in fit (summed over resumes), images, parameters."""
+    run = suite.run(entry.name, seed)
+    record = TrainRecord.from_checkpoint(read_checkpoint_info(run.last_checkpoint))
+    record.write(run)
+    return record
+
+
+def progress(run: RunDirectory, max_images: int) -> str | None:
+    """"images seen of the budget, loss" from the newest CSV log row, once it has both."""
+    row = MetricsLog(run).latest_row() or {}
+    if not row.get("train/images_seen") or not row.get("train/loss"):
+        return None
+    seen = int(float(row["train/images_seen"]))
+    return f"{seen:,} / {max_images:,} images ({100 * seen / max_images:.0f}%), loss {float(row['train/loss']):.4f}"
+
+
+def _wait(child: subprocess.Popen, report, poll_seconds: float) -> int:
+    """The child's exit status; `report()` every `poll_seconds` meanwhile. Interrupted here, the child is
+    stopped too (its last checkpoint stays)."""
+    try:
+        while True:
+            try:
+                return child.wait(timeout=poll_seconds)
+            except subprocess.TimeoutExpired:
+                report()
+    finally:
+        if child.poll() is None:
+            child.terminate()
+            child.wait()
+
+
+def train_locally(suite: Suite, entry: ObjectiveEntry, seed: int, log=print, poll_seconds: float = 10.0) -> None:
+    """One training in its own process (memory and threads start clean each time, as on a cluster); its output
+    goes to RUN/train.log, and a progress line every `poll_seconds` here."""
+    run = suite.run(entry.name, seed)
+    resume = run.checkpoints.is_dir()
+    write_fit_config(fit_config(suite, entry, seed), run.fit_config)
+    args = ["fit", "--config", str(run.fit_config)] + (["--ckpt_path", "last"] if resume else [])
+    log(f"[{entry.name} seed {seed}] training{' (resuming)' if resume else ''} to {suite.max_images:,} images, "
+        f"log {run.train_log}:\n  python -m lit_diffusion.training.cli {' '.join(args)}")
+    # the child uses as many threads as this process (one per pytest-xdist worker, all cores otherwise)
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", str(torch.get_num_threads())))
+    shown = [None]
+
+    def report():
+        line = progress(run, suite.max_images)
+        if line and line != shown[0]:
+            log(f"[{entry.name} seed {seed}] {line}")
+            shown[0] = line
+
+    with open(run.train_log, "a") as out:
+        child = subprocess.Popen([sys.executable, "-m", "lit_diffusion.training.cli", *args], stdout=out,
+                                 stderr=subprocess.STDOUT, env=env)
+        code = _wait(child, report, poll_seconds)
+    if code != 0 or not finished(suite, run):
+        tail = "\n".join(run.train_log.read_text(errors="replace").splitlines()[-15:])
+        raise RuntimeError(f"training {entry.name} (seed {seed}) failed with exit status {code}; the last lines of "
+                           f"{run.train_log}:\n{tail}\nIts checkpoints stay in {run.root}: run the suite again to resume it")
+
+
+def train_on_slurm(suite: Suite, pending: list[tuple[ObjectiveEntry, int]], log=print) -> None:
+    from lit_diffusion.compare import slurm_array
+
+    extra = suite.slurm.trainer_overrides()  # the Trainer must agree with the allocation
+    configs = [(e, s, fit_config(suite, e, s, extra)) for e, s in pending]
+    job_id = slurm_array.submit_array(suite, configs, log)
+    slurm_array.wait_for_array(job_id, log)
+    failed = [(e, s) for e, s in pending if not finished(suite, suite.run(e.name, s))]
+    if failed:
+        where = "; ".join(f"{e.name} seed {s}: {slurm_array.task_log(suite, e.name, s)}" for e, s in failed)
+        raise RuntimeError(f"job array {job_id}: {len(failed)} training(s) did not finish ({where}); run the "
+                           "suite again to resubmit them (they resume from their last checkpoint)")
+
+
+def train_all(suite: Suite, log=print) -> dict[tuple[str, int], TrainRecord]:
+    """Train every unfinished run (locally in turn, or as one SLURM array); {(objective, seed): record}."""
+    runs = [(e, s) for e in suite.objectives for s in suite.seeds]
+    if suite.launcher == "slurm":
+        from lit_diffusion.compare import slurm_array
+
+        job_id = slurm_array.earlier_array(suite)
+        if job_id:
+            log(f"[slurm] job array {job_id} from an earlier start is still running: waiting for it")
+            slurm_array.wait_for_array(job_id, log)
+    pending = []
+    for entry, seed in runs:
+        if finished(suite, suite.run(entry.name, seed)):
+            log(f"[{entry.name} seed {seed}] finished earlier: not trained again")
+        else:
+            pending.append((entry, seed))
+    if pending and suite.launcher == "slurm":
+        train_on_slurm(suite, pending, log)
+    else:
+        for entry, seed in pending:
+            train_locally(suite, entry, seed, log)
+    return {(e.name, s): record_training(suite, e, s) for e, s in runs}
