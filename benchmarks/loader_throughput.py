@@ -9,6 +9,10 @@ the same number of samples. Two ImageFolder baselines:
 * ``imagefolder-tvio``: ImageFolder with the *same decoder* as the DataModule
   (torchvision.io.decode_image) and the same flip and conversion, per sample.
 
+and a plain ``wds.WebDataset`` pipeline on the same shards (``webdataset``): shardshuffle, split by
+worker, a 1000-sample shuffle buffer, the same decoder, flip and conversion, batched in the workers
+(``.batched``) as the DataModule does; it is not resumable, which the DataModule is.
+
 The first run extracts the JPEG tarball and builds the shards into ``--cache-dir`` (reused
 afterwards). Usage::
 
@@ -99,6 +103,23 @@ def shard_loader(shards: Path, batch_size: int, workers: int):
     return dm.train_dataloader()
 
 
+def _wds_sample(sample: dict) -> tuple[torch.Tensor, int]:
+    from torchvision.io import ImageReadMode, decode_image
+
+    x = decode_image(torch.frombuffer(bytearray(sample["jpg"]), dtype=torch.uint8), mode=ImageReadMode.UNCHANGED)
+    return _tvio_transform(x), int(sample["cls"])
+
+
+def webdataset_loader(shards: Path, batch_size: int, workers: int):
+    """A plain webdataset pipeline over the same shards, with the DataModule's decoder and augmentation."""
+    import webdataset as wds
+
+    urls = sorted(str(p) for p in shards.glob("shard-*.tar"))
+    dataset = (wds.WebDataset(urls, shardshuffle=len(urls), nodesplitter=wds.single_node_only, empty_check=False)
+               .shuffle(1000).map(_wds_sample).batched(batch_size, partial=False))
+    return wds.WebLoader(dataset, batch_size=None, num_workers=workers)
+
+
 def measure(loader, samples: int) -> tuple[int, float]:
     """Samples and seconds to draw ``samples`` (iterator start, i.e. worker start-up, included)."""
     seen, start = 0, time.perf_counter()
@@ -128,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         "ShardDataModule": lambda: shard_loader(shards, args.batch_size, args.workers),
         "imagefolder-pil": lambda: imagefolder_loader(jpegs, "pil", args.batch_size, args.workers),
         "imagefolder-tvio": lambda: imagefolder_loader(jpegs, "tvio", args.batch_size, args.workers),
+        "wds.WebDataset": lambda: webdataset_loader(shards, args.batch_size, args.workers),
     }
     best: dict[str, tuple[int, float]] = {}
     for r in range(args.repeats):
@@ -146,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     rate = {k: n / s for k, (n, s) in best.items()}
     print(f"\nratio ShardDataModule / imagefolder-pil  = {rate['ShardDataModule'] / rate['imagefolder-pil']:.2f}x")
     print(f"ratio ShardDataModule / imagefolder-tvio = {rate['ShardDataModule'] / rate['imagefolder-tvio']:.2f}x")
+    print(f"ratio ShardDataModule / wds.WebDataset   = {rate['ShardDataModule'] / rate['wds.WebDataset']:.2f}x")
     return 0
 
 

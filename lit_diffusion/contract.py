@@ -6,6 +6,7 @@ d_alpha(t), d_sigma(t) as functions of a time tensor.
 
 - `Prediction(x0, eps)`: a denoiser's answer at (x_t, t); every other quantity (v, velocity, score)
   is a function of this pair (see objectives/conversions.py).
+- `network_jvp(net, x, t, tx, tt, ...)`: forward-mode derivative of a backbone (DESIGN §3), below.
 - `PathCoefficients(t, alpha, sigma, d_alpha, d_sigma)`: a path evaluated at t, in one of two forms:
   `at(path, t, x)` gives tensors shaped to broadcast against a batch x (B, 1, 1, ...) in x's dtype
   (what objectives use); `at_time(path, t)` gives Python floats evaluated in float64 at one time
@@ -13,6 +14,7 @@ d_alpha(t), d_sigma(t) as functions of a time tensor.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import NamedTuple, Union
 
@@ -59,4 +61,80 @@ class PathCoefficients:
         return cls(float(t), *values, path=path)
 
 
-__all__ = ["PathCoefficients", "Prediction"]
+# -- forward-mode derivatives through a backbone (DESIGN §3) ---------------------------------------------
+# Forward-mode derivatives through a backbone: the JVP of net(x, t, cond, r) along a tangent of (x, t, r).
+#
+# Continuous-time consistency models (sCM, Lu & Song 2024, eq. 8) and MeanFlow (Geng et al. 2025, eq. 8)
+# need the total time derivative of the network along the probability-flow ODE,
+#     d/dt F(x_t, t) = (dx_t/dt) . grad_x F + dF/dt,
+# which is one Jacobian-vector product with tangent (dx_t/dt, 1). Two methods:
+#
+# - "forward": `torch.func.jvp` (exact, one forward pass with dual numbers). Attention is forced onto
+#   SDPA's math path, because the fused kernels (flash / memory-efficient / CPU flash) have no forward-mode
+#   derivative. Works under bf16 autocast. The primal output keeps its autograd graph (the loss trains it).
+# - "finite_difference": central differences (F(p + h v) - F(p - h v)) / 2h in float32 at least, plus one
+#   plain forward pass for the primal; for backbones or kernels without forward-mode AD (e.g. fused
+#   attention in torch.compile'd graphs). Three forward passes; error O(h^2).
+
+JVP_METHODS = ("forward", "finite_difference")
+
+
+def _math_attention():
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:  # pragma: no cover - older torch
+        return nullcontext()
+    return sdpa_kernel([SDPBackend.MATH])
+
+
+def _call(net, x, t, cond, r):
+    return net(x, t, cond) if r is None else net(x, t, cond, r=r)
+
+
+def check_jvp_method(method: str) -> str:
+    if method not in JVP_METHODS:
+        raise ValueError(f"unknown jvp method {method!r}; choose one of {list(JVP_METHODS)}")
+    return method
+
+
+def network_jvp(net, x: torch.Tensor, t: torch.Tensor, tangent_x: torch.Tensor, tangent_t: torch.Tensor,
+                cond=None, r: torch.Tensor | None = None, tangent_r: torch.Tensor | None = None,
+                method: str = "forward", step: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+    """(net(x, t, cond, r), d/deps net(x + eps tx, t + eps tt, cond, r + eps tr) at eps = 0).
+
+    x (B, ...), t (B,), tangent_x like x, tangent_t like t; r and tangent_r (B,) or None (tangent_r None
+    means 0). `step` is the finite-difference step h (in units of the tangent), ignored by "forward".
+    """
+    check_jvp_method(method)
+    if tangent_x.shape != x.shape or tangent_t.shape != t.shape:
+        raise ValueError(f"jvp tangents must match their inputs: x {tuple(x.shape)} vs {tuple(tangent_x.shape)}, "
+                         f"t {tuple(t.shape)} vs {tuple(tangent_t.shape)}")
+    if tangent_r is None and r is not None:
+        tangent_r = torch.zeros_like(r)
+    if method == "forward":
+        if r is None:
+            fn, primals, tangents = (lambda a, b: net(a, b, cond)), (x, t), (tangent_x, tangent_t)
+        else:
+            fn, primals, tangents = (lambda a, b, c: net(a, b, cond, r=c)), (x, t, r), (tangent_x, tangent_t, tangent_r)
+        try:
+            with _math_attention():
+                return torch.func.jvp(fn, primals, tangents)
+        except (RuntimeError, NotImplementedError) as err:
+            if "forward AD" not in str(err) and "forward-mode" not in str(err) and "jvp" not in str(err).lower():
+                raise
+            raise RuntimeError(f"{type(net).__name__} cannot provide a forward-mode JVP (torch.func.jvp): {err}. "
+                               f"Use jvp='finite_difference' instead.") from err
+    out = _call(net, x, t, cond, r)
+    work = torch.float64 if x.dtype == torch.float64 else torch.float32
+    with torch.no_grad():
+        h = step
+
+        def shifted(sign: float) -> torch.Tensor:
+            rr = None if r is None else r + sign * h * tangent_r
+            return _call(net, x + sign * h * tangent_x, t + sign * h * tangent_t, cond, rr).to(work)
+
+        d = ((shifted(1.0) - shifted(-1.0)) / (2 * h)).to(out.dtype)
+    return out, d
+
+
+__all__ = ["JVP_METHODS", "PathCoefficients", "Prediction", "check_jvp_method", "network_jvp"]

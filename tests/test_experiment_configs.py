@@ -28,7 +28,8 @@ def test_there_are_configs_for_every_dataset_backbone_and_objective():
     names = {f"{p.parent.name}/{p.stem}" for p in BASES}
     assert {f"{d}/{b}" for d in ("digits", "mnist", "cifar10") for b in ("dit", "unet")} <= names
     assert {p.stem for p in OBJECTIVES} == {"ddpm", "ddpm_v", "flow_matching", "rectified_flow",
-                                            "consistency_training", "consistency_distillation"}
+                                            "consistency_training", "consistency_distillation", "consistency_tuning",
+                                            "continuous_consistency", "mean_flow", "indm"}
 
 
 @pytest.mark.parametrize("base", BASES, ids=lambda p: f"{p.parent.name}/{p.stem}")

@@ -18,7 +18,8 @@ from timm.layers import Mlp
 from torch import nn
 
 from lit_diffusion.backbones.attention import SelfAttention
-from lit_diffusion.backbones.contract import batch_time, check_cond_allowed, check_image, run_block
+from lit_diffusion.backbones.contract import (batch_time, check_cond_allowed, check_image, check_second_time, run_block,
+                                              zero_init_second_time)
 from lit_diffusion.backbones.embeddings import LabelEmbedder, TimestepEmbedder, sincos_pos_embed_2d
 from lit_diffusion.backbones.presets import DIT_PRESETS, preset_config
 
@@ -83,6 +84,8 @@ class DiT(nn.Module):
         num_classes: int = 0,
         out_channels: int | None = None,
         activation_checkpointing: bool = False,
+        second_time: bool = False,
+        time_scale: float = 1000.0,
     ):
         super().__init__()
         height, width = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
@@ -105,7 +108,9 @@ class DiT(nn.Module):
 
         self.patch_embed = nn.Conv2d(in_channels, hidden_size, kernel_size=patch_size, stride=patch_size)
         self.register_buffer("pos_embed", torch.zeros(1, self.grid[0] * self.grid[1], hidden_size))  # fixed
-        self.t_embedder = TimestepEmbedder(hidden_size)
+        self.t_embedder = TimestepEmbedder(hidden_size, time_scale=time_scale)  # features of time_scale * t
+        self.second_time = bool(second_time)  # optional second time input r (backbones/contract.py)
+        self.r_embedder = TimestepEmbedder(hidden_size, time_scale=time_scale) if second_time else None
         self.y_embedder = LabelEmbedder(num_classes, hidden_size) if num_classes > 0 else None
         self.blocks = nn.ModuleList(DiTBlock(hidden_size, num_heads, mlp_ratio) for _ in range(depth))
         self.final_layer = FinalLayer(hidden_size, patch_size, self.out_channels)
@@ -134,6 +139,9 @@ class DiT(nn.Module):
             nn.init.normal_(self.y_embedder.embedding.weight, std=0.02)
         for layer in (self.t_embedder.mlp[0], self.t_embedder.mlp[2]):
             nn.init.normal_(layer.weight, std=0.02)
+        if self.r_embedder is not None:
+            nn.init.normal_(self.r_embedder.mlp[0].weight, std=0.02)
+            zero_init_second_time(self.r_embedder.mlp[2])
         for block in self.blocks:  # adaLN-Zero: every residual branch starts gated shut
             nn.init.zeros_(block.adaLN_modulation[-1].weight)
             nn.init.zeros_(block.adaLN_modulation[-1].bias)
@@ -146,7 +154,8 @@ class DiT(nn.Module):
         x = x.reshape(x.shape[0], h, w, p, p, c)  # (B, h, w, p, p, C)
         return x.permute(0, 5, 1, 3, 2, 4).reshape(x.shape[0], c, h * p, w * p)  # (B, C, H, W)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None,
+                r: torch.Tensor | None = None) -> torch.Tensor:
         check_image(x, self.in_channels, "DiT")
         if tuple(x.shape[2:]) != self.input_size:
             raise ValueError(f"DiT was built for input size {self.input_size}, got {tuple(x.shape[2:])}")
@@ -155,6 +164,8 @@ class DiT(nn.Module):
         t = batch_time(t, B)
         h = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos_embed  # (B, T, D), T = H*W / p^2
         c = self.t_embedder(t)  # (B, D)
+        if check_second_time(r, self.second_time, "DiT") is not None:
+            c = c + self.r_embedder(batch_time(r, B))  # (B, D)
         if self.y_embedder is not None:
             c = c + self.y_embedder(cond, B)  # (B, D)
         for block in self.blocks:

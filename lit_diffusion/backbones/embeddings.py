@@ -20,15 +20,15 @@ __all__ = [
 
 
 class TimestepEmbedder(nn.Module):
-    """t in [0, 1] -> sinusoidal features of 1000 * t (frequency_dim) -> Linear, SiLU, Linear -> (B, dim)."""
+    """t in [0, 1] -> sinusoidal features of time_scale * t (1000; frequency_dim) -> Linear, SiLU, Linear -> (B, dim)."""
 
-    def __init__(self, dim: int, frequency_dim: int = 256):
+    def __init__(self, dim: int, frequency_dim: int = 256, time_scale: float = 1000.0):
         super().__init__()
-        self.frequency_dim = frequency_dim
+        self.frequency_dim, self.time_scale = frequency_dim, float(time_scale)
         self.mlp = nn.Sequential(nn.Linear(frequency_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        freq = sinusoidal_time_embedding(t, self.frequency_dim)  # (B, F), float32
+        freq = sinusoidal_time_embedding(t, self.frequency_dim, scale=self.time_scale)  # (B, F)
         return self.mlp(freq.to(self.mlp[0].weight.dtype))  # (B, dim)
 
 

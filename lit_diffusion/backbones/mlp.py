@@ -6,12 +6,17 @@ import math
 import torch
 from torch import nn
 
+from lit_diffusion.backbones.contract import check_second_time, zero_init_second_time
 
-def sinusoidal_time_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
-    """Sin-cos features of t in [0, 1] (Vaswani et al. 2017, scaled by 1000 as in DDPM). (B,) -> (B, dim)."""
+
+def sinusoidal_time_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0,
+                              scale: float = 1000.0) -> torch.Tensor:
+    """Sin-cos features of scale * t, t in [0, 1] (Vaswani et al. 2017; scale 1000 as in DDPM). (B,) -> (B, dim).
+    A smaller scale keeps dF/dt small, as continuous-time consistency models need (Lu & Song 2024, Sec. 4.1)."""
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    args = 1000.0 * t.float()[:, None] * freqs[None]
+    dtype = torch.float64 if t.dtype == torch.float64 else torch.float32  # float64 kept for derivative checks
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=dtype) / half)
+    args = scale * t.to(dtype)[:, None] * freqs[None]
     emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
     return torch.nn.functional.pad(emb, (0, dim % 2))
 
@@ -35,18 +40,25 @@ class MLPBlock(nn.Module):
 class MLP(nn.Module):
     """Time- and class-conditioned residual MLP for data of shape (B, dim).
 
-    `forward(x, t, cond=None)`: x (B, dim), t (B,) in [0, 1], cond (B,) int or None -> (B, dim).
+    `forward(x, t, cond=None, r=None)`: x (B, dim), t (B,) in [0, 1], cond (B,) int or None -> (B, dim).
     Class `num_classes` is the reserved null label used for classifier-free guidance dropout.
+    second_time: add the optional second time input r (DESIGN §3; backbones/contract.py), embedded like t
+    and zero-initialised, so the model equals one without it until trained.
+    time_scale: t is embedded as sin-cos features of time_scale * t (1000, DDPM); sCM wants a small one.
     """
 
     block_class = MLPBlock
 
-    def __init__(self, dim: int = 2, width: int = 256, depth: int = 3, num_classes: int = 0):
+    def __init__(self, dim: int = 2, width: int = 256, depth: int = 3, num_classes: int = 0,
+                 second_time: bool = False, time_scale: float = 1000.0):
         super().__init__()
+        self.time_scale = float(time_scale)
         if dim < 1 or width < 1 or depth < 1:
             raise ValueError(f"MLP: dim, width and depth must be positive, got {dim}, {width}, {depth}")
         self.dim, self.width, self.num_classes = dim, width, num_classes
         self.time_mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+        self.second_time = bool(second_time)
+        self.r_mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width)) if second_time else None
         self.label_embedding = nn.Embedding(num_classes + 1, width) if num_classes > 0 else None
         self.input = nn.Linear(dim, width)
         self.blocks = nn.ModuleList(MLPBlock(width) for _ in range(depth))
@@ -63,12 +75,18 @@ class MLP(nn.Module):
             nn.init.zeros_(block.modulation.weight)
         if self.label_embedding is not None:
             nn.init.normal_(self.label_embedding.weight, std=0.02)
+        if self.r_mlp is not None:  # the second time starts switched off (zero_init_second_time)
+            zero_init_second_time(self.r_mlp[-1])
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None,
+                r: torch.Tensor | None = None) -> torch.Tensor:
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"MLP expects x of shape (B, {self.dim}), got {tuple(x.shape)}")
         t = t.expand(x.shape[0]) if t.ndim == 0 else t
-        emb = self.time_mlp(sinusoidal_time_embedding(t, self.width).to(x.dtype))  # (B, W)
+        emb = self.time_mlp(sinusoidal_time_embedding(t, self.width, scale=self.time_scale).to(x.dtype))  # (B, W)
+        if check_second_time(r, self.second_time, "MLP") is not None:
+            r = r.expand(x.shape[0]) if r.ndim == 0 else r
+            emb = emb + self.r_mlp(sinusoidal_time_embedding(r, self.width, scale=self.time_scale).to(x.dtype))  # (B, W)
         if self.label_embedding is not None:
             labels = torch.full_like(t, self.num_classes, dtype=torch.long) if cond is None else cond
             emb = emb + self.label_embedding(labels)

@@ -17,7 +17,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from lit_diffusion.backbones.attention import SelfAttention
-from lit_diffusion.backbones.contract import batch_time, check_cond_allowed, check_image, run_block
+from lit_diffusion.backbones.contract import (batch_time, check_cond_allowed, check_image, check_second_time, run_block,
+                                              zero_init_second_time)
 from lit_diffusion.backbones.embeddings import LabelEmbedder, TimestepEmbedder
 from lit_diffusion.backbones.presets import UNET_PRESETS, preset_config
 
@@ -124,6 +125,8 @@ class UNet(nn.Module):
         scale_shift: bool = True,
         num_classes: int = 0,
         activation_checkpointing: bool = False,
+        second_time: bool = False,
+        time_scale: float = 1000.0,
     ):
         super().__init__()
         channel_mult, attention_levels = tuple(channel_mult), tuple(attention_levels)
@@ -146,7 +149,9 @@ class UNet(nn.Module):
             emb_dim=emb_dim, num_heads=num_heads, dropout=dropout, norm_groups=norm_groups, scale_shift=scale_shift
         )
 
-        self.t_embedder = TimestepEmbedder(emb_dim, frequency_dim=channels)
+        self.t_embedder = TimestepEmbedder(emb_dim, frequency_dim=channels, time_scale=time_scale)
+        self.second_time = bool(second_time)  # optional second time input r (backbones/contract.py)
+        self.r_embedder = TimestepEmbedder(emb_dim, frequency_dim=channels, time_scale=time_scale) if second_time else None
         self.y_embedder = LabelEmbedder(num_classes, emb_dim) if num_classes > 0 else None
         self.input_conv = nn.Conv2d(in_channels, channels, 3, padding=1)
         self.down = nn.ModuleList()  # UNetBlock / Downsample, each output is a skip connection
@@ -198,8 +203,11 @@ class UNet(nn.Module):
             elif isinstance(module, AttentionBlock):
                 nn.init.zeros_(module.attn.proj.weight)
         nn.init.zeros_(self.out_conv.weight)
+        if self.r_embedder is not None:
+            zero_init_second_time(self.r_embedder.mlp[2])
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None,
+                r: torch.Tensor | None = None) -> torch.Tensor:
         check_image(x, self.in_channels, "UNet")
         if x.shape[2] % self.downsample_factor or x.shape[3] % self.downsample_factor:
             raise ValueError(
@@ -209,6 +217,8 @@ class UNet(nn.Module):
         check_cond_allowed(cond, self.num_classes, "UNet")
         B = x.shape[0]
         emb = self.t_embedder(batch_time(t, B))  # (B, 4C)
+        if check_second_time(r, self.second_time, "UNet") is not None:
+            emb = emb + self.r_embedder(batch_time(r, B))  # (B, 4C)
         if self.y_embedder is not None:
             emb = emb + self.y_embedder(cond, B)  # (B, 4C)
         h = self.input_conv(x)  # (B, C, H, W)

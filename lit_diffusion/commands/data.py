@@ -105,15 +105,17 @@ def mnist(root: str, split: Split = "train", **options) -> int:
     return write_shards(mnist_source(root, split), _record("mnist", [root, "--split", split], options), **options)
 
 
-def imagefolder(root: str, **options) -> int:
+def imagefolder(root: str, *, skip_bad: bool = False, **options) -> int:
     """A folder of class sub-folders of png/jpg images (or a flat folder: unlabeled).
 
     Args:
         root: the source folder.
+        skip_bad: leave out images that cannot be decoded (each named in a warning) instead of stopping.
     """
     from lit_diffusion.data.imagefolder import ImageFolderSource
 
-    return write_shards(ImageFolderSource(root), _record("imagefolder", [root], options), **options)
+    words = _record("imagefolder", [root], dict(skip_bad=skip_bad, **options), imagefolder)
+    return write_shards(ImageFolderSource(root, skip_bad=skip_bad), words, **options)
 
 
 def cifar10(root: str, split: Split = "train", **options) -> int:
@@ -185,16 +187,30 @@ def pairs(noise: str, target: Optional[str] = None, *, labels: Optional[str] = N
     return write_shards(pairs_source(noise, target, labels, _names(class_names)), words, **options)
 
 
-def info(path: str, *, json: bool = False) -> int:
-    """Print a dataset.json summary.
+def _dataset(path: str, image_key, label_key, num_classes, resolution):
+    """(ShardSet, inferred?) of a folder, dataset.json or shard URLs, with or without a dataset.json."""
+    from lit_diffusion.data.infer import InferOptions
+    from lit_diffusion.data.urls import resolve_shards
+
+    infer = InferOptions(image_key, label_key, num_classes, resolution)
+    shards = resolve_shards(path, check_exists=False, infer=infer)
+    return shards, "inferred" in shards.info.build
+
+
+def info(path: str, *, json: bool = False, image_key: Optional[str] = None, label_key: Optional[str] = None,
+         num_classes: Optional[int] = None, resolution: Optional[int] = None) -> int:
+    """Print a dataset.json summary (for shards without one: what is inferred from them).
 
     Args:
-        path: dataset folder or dataset.json.
+        path: dataset folder, dataset.json, or shard URLs (a brace pattern).
         json: print the whole dataset.json.
+        image_key: shards without dataset.json: the image member (jpg, jpeg, png, webp, npy).
+        label_key: shards without dataset.json: cls, json:FIELD or none.
+        num_classes: shards without dataset.json: the number of classes (default: largest label + 1).
+        resolution: shards without dataset.json: the size every image is resized to when read.
     """
-    from lit_diffusion.data.dataset_json import read_dataset_json
-
-    dataset = read_dataset_json(path)
+    shards, inferred = _dataset(path, image_key, label_key, num_classes, resolution)
+    dataset = shards.info
     if json:
         print(json_format.dumps(dataset.to_dict(), indent=2))
         return 0
@@ -202,6 +218,12 @@ def info(path: str, *, json: bool = False) -> int:
     print(f"shape        {dataset.shape} (channels {dataset.channels})")
     print(f"classes      {dataset.num_classes}: {', '.join(dataset.class_names[:12])}"
           f"{' ...' if dataset.num_classes > 12 else ''}")
+    if inferred:
+        how = dataset.build["inferred"]
+        print(f"inferred     no dataset.json: image member {how['image']!r}, label {how['label'] or 'none'}, "
+              f"resolution {how['resolution'] or 'of the first image'}; statistics not computed")
+        print(f"fingerprint  {dataset.fingerprint} (of shard names, counts and sizes)")
+        return 0
     print(f"mean / std   {dataset.mean} / {dataset.std}")
     print(f"fingerprint  {dataset.fingerprint}")
     if dataset.kind == "tensor":
@@ -210,37 +232,52 @@ def info(path: str, *, json: bool = False) -> int:
     return 0
 
 
-def verify(path: str) -> int:
-    """Read and decode every sample; check counts and checksums.
+def _verify_shard(url: str, entry, decoder, progress) -> None:
+    from lit_diffusion.data.dataset_json import file_sha256
+    from lit_diffusion.data.errors import DataError
+    from lit_diffusion.data.shardio import local_path, read_shard
+
+    path = local_path(url)
+    if entry.sha256 and path is not None:
+        digest = file_sha256(path)
+        if digest != entry.sha256:
+            raise DataError(f"sha256 {digest[:16]}... differs from dataset.json", shard=url)
+    for raw in read_shard(url, 0, entry.count, entry.count):
+        decoder.check(raw)
+        decoder.decode(raw)
+        progress.update(1)
+
+
+def verify(path: str, *, image_key: Optional[str] = None, label_key: Optional[str] = None,
+           num_classes: Optional[int] = None, resolution: Optional[int] = None, progress: bool = True) -> int:
+    """Read and decode every sample; check counts and checksums (shards without dataset.json: decode and
+    counts, as inferred).
 
     Args:
-        path: dataset folder or dataset.json.
+        path: dataset folder, dataset.json, or shard URLs (a brace pattern).
+        image_key: shards without dataset.json: the image member (jpg, jpeg, png, webp, npy).
+        label_key: shards without dataset.json: cls, json:FIELD or none.
+        num_classes: shards without dataset.json: the number of classes (default: largest label + 1).
+        resolution: shards without dataset.json: resize every image to R x R when decoding.
+        progress: progress on stderr (a bar on a terminal, a line every 10 s otherwise).
     """
-    from pathlib import Path
-
-    from lit_diffusion.data.dataset_json import file_sha256, read_dataset_json
+    from lit_diffusion.data.progress import Progress
     from lit_diffusion.data.decode import SampleDecoder
     from lit_diffusion.data.errors import DataError
-    from lit_diffusion.data.shardio import read_shard
 
-    folder = Path(path)
-    folder = folder if folder.is_dir() else folder.parent
-    dataset = read_dataset_json(folder)
+    shards, _ = _dataset(path, image_key, label_key, num_classes, resolution)
+    dataset = shards.info
     decoder = SampleDecoder(dataset, labels=dataset.labeled)
     problems = 0
-    for shard in dataset.shards:
-        url = str(folder / shard.name)
-        try:
-            digest = file_sha256(url)
-            if shard.sha256 and digest != shard.sha256:
-                raise DataError(f"sha256 {digest[:16]}... differs from dataset.json", shard=url)
-            for raw in read_shard(url, 0, shard.count, shard.count):
-                decoder.check(raw)
-                decoder.decode(raw)
-        except (DataError, OSError) as e:
-            problems += 1
-            print(f"error: {e}", file=sys.stderr)
-    print(f"{folder}: {len(dataset.shards)} shard(s), {dataset.num_samples} samples: "
+    with Progress(dataset.num_samples, "verify", enabled=progress) as bar:
+        for url, entry in zip(shards.urls, dataset.shards):
+            try:
+                _verify_shard(url, entry, decoder, bar)
+            except (DataError, OSError) as e:
+                problems += 1
+                print(f"error: {e}", file=sys.stderr)
+    where = os.path.dirname(shards.json_location)
+    print(f"{where}: {len(dataset.shards)} shard(s), {dataset.num_samples} samples: "
           f"{'OK' if not problems else f'{problems} bad shard(s)'}")
     return 1 if problems else 0
 

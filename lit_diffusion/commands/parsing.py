@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import re
 import sys
 from pathlib import Path
@@ -182,6 +183,8 @@ def run(tree: Tree, argv: list[str], prog: str, errors: tuple = (), error_status
     try:
         return int(function(**arguments) or 0)
     except errors as error:
+        if os.environ.get("LIT_DIFFUSION_DEBUG", "") not in ("", "0"):  # `--debug`: the traceback
+            raise
         print(f"{prog}: error: {error}", file=sys.stderr)
         return error_status
 

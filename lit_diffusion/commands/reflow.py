@@ -12,7 +12,9 @@ def reflow(*, ckpt: str, num: int, out: str, sampler: str = "heun", nfe: int = 3
     """The reflow step of rectified flow (Liu et al. 2022, Alg. 1): integrate the trained flow (EMA weights)
     from N noises and write the (noise, sample) couplings as pair shards.
 
-    Noise i is the shared per-index noise of lit_diffusion.generation (seed, i), as in `sample`. Train the
+    Noise i is the shared per-index noise of lit_diffusion.generation (seed, i), as in `sample`; a
+    class-conditional model gets class i mod classes, as in `sample` (its null class never trained when the
+    label dropout is 0), and the pair shards keep those labels, so the 2-rectified flow is conditional too. Train the
     next flow on the pairs with the rectified-flow config and `--data.train_shards DIR`, starting from the
     parent's weights with `--model.init_from RF.ckpt`.
 
@@ -44,14 +46,22 @@ def reflow(*, ckpt: str, num: int, out: str, sampler: str = "heun", nfe: int = 3
     if type(module.objective).__name__ != "RectifiedFlow":
         print(f"note: reflow from a {type(module.objective).__name__} model; the pairs are its ODE couplings",
               file=sys.stderr)
-    noises, targets = [], []
+    # why: a conditional model sampled without labels gets the null class, untrained at label dropout 0
+    num_classes = getattr(module.backbone, "num_classes", 0) if module.conditional else 0
+    noises, targets, labels = [], [], []
     for batch in generate(module.objective, module.ema.shadow, module.sample_shape, num, seed=seed,
-                          batch_size=batch_size, device=device, sampler=sampler, nfe=nfe):
+                          batch_size=batch_size, device=device, sampler=sampler, nfe=nfe, num_classes=num_classes):
         noises.append(batch.noise.numpy())
         targets.append(batch.x0.float().cpu().numpy())
+        if batch.labels is not None:
+            labels.append(batch.labels.cpu().numpy())
         print(f"reflow: {batch.indices[-1] + 1}/{num} pairs", file=sys.stderr)
+    label_array = np.concatenate(labels).astype(np.int64) if labels else None
+    class_names = [str(c) for c in range(num_classes)] if labels else []
     source = TensorPairSource(np.concatenate(noises).astype(np.float32), np.concatenate(targets).astype(np.float32),
-                              None, [], {"reflow_from": str(ckpt), "sampler": sampler, "nfe": nfe, "seed": seed})
+                              label_array, class_names,
+                              {"reflow_from": str(ckpt), "sampler": sampler, "nfe": nfe, "seed": seed,
+                               "labels": "i mod classes" if labels else None})
     build = BuildOptions(out=out, workers=0, progress=False, overwrite=True)
     info = build_dataset(source, build, resolve_encode_options(source),
                          command=command_line(["lit-diffusion", "reflow"], arguments, reflow))["all"]

@@ -1,6 +1,7 @@
 """Scoring a comparison's runs: each trained model at its samplers x NFEs, and its untrained twin at the
 trained model's best setting, all from one shared noise bank. Scores are cached in RUN/eval.json per
-(setting, number of samples); the first 64 samples of each go to RUN/samples/ for the report's grids."""
+(setting, number of samples), each entry marked with the checkpoint it was computed from: a run trained further
+(a raised budget) is scored again instead of reporting the old model's numbers; the first 64 samples of each go to RUN/samples/ for the report's grids."""
 from __future__ import annotations
 
 import functools
@@ -11,19 +12,25 @@ import torch
 from lit_diffusion.compare.noise_bank import NoiseBank
 from lit_diffusion.compare.results import ScoreRow, Setting
 from lit_diffusion.compare.suite import ObjectiveEntry, Suite
-from lit_diffusion.runs import RunDirectory
+from lit_diffusion.runs import RunDirectory, read_checkpoint_info
 
 BANK_SEED = 20_251  # the evaluation noise is the same for every objective, sampler and seed
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # where evaluation samples and extracts features
 GRID_SAMPLES = 64  # samples kept per setting for the report's grids
 
 
-class ScoreCache:
-    """RUN/eval.json: {"[untrained/]SAMPLER@NFE/NUM_SAMPLES": metrics and the NFE used}."""
+CHECKPOINT_KEY = "checkpoint"  # in each cache entry: the identity of the checkpoint that was scored
 
-    def __init__(self, run: RunDirectory, num_samples: int):
+
+class ScoreCache:
+    """RUN/eval.json: {"[untrained/]SAMPLER@NFE/NUM_SAMPLES": metrics, the NFE used and the checkpoint}."""
+
+    def __init__(self, run: RunDirectory, num_samples: int, checkpoint: str | None = None):
         self.run, self.num_samples = run, num_samples
-        self.entries = json.loads(run.eval_cache.read_text()) if run.eval_cache.is_file() else {}
+        self.checkpoint = checkpoint if checkpoint is not None else _checkpoint_identity(run)
+        entries = json.loads(run.eval_cache.read_text()) if run.eval_cache.is_file() else {}
+        # scores of another checkpoint (or of unknown origin) are stale: dropped, so they are never reported
+        self.entries = {k: v for k, v in entries.items() if v.get(CHECKPOINT_KEY) == self.checkpoint}
 
     @staticmethod
     def name(setting: Setting, untrained: bool) -> str:
@@ -36,8 +43,12 @@ class ScoreCache:
         name = self.name(setting, untrained)
         self.run.samples.mkdir(exist_ok=True)
         torch.save(samples[:GRID_SAMPLES].clone(), self.run.sample_file(name.replace("/", "-")))
-        self.entries[f"{name}/{self.num_samples}"] = scores
+        self.entries[f"{name}/{self.num_samples}"] = scores | {CHECKPOINT_KEY: self.checkpoint}
         self.run.eval_cache.write_text(json.dumps(self.entries, indent=1))
+
+
+def _checkpoint_identity(run: RunDirectory) -> str | None:
+    return read_checkpoint_info(run.last_checkpoint).identity if run.last_checkpoint.is_file() else None
 
 
 def sample_and_score(module, suite: Suite, setting: Setting, feature_net, reference) -> tuple[dict, torch.Tensor]:
@@ -72,7 +83,7 @@ def score_run(suite: Suite, entry: ObjectiveEntry, seed: int, feature_net, refer
             scores, x = sample_and_score(make_module(), suite, setting, feature_net, reference)
             cache.put(setting, untrained, scores, x)
             log(f"[{entry.name} seed {seed}] {cache.name(setting, untrained)}: FD {scores['fd']:.3f}")
-        metrics = {k: v for k, v in scores.items() if k != "nfe"}
+        metrics = {k: v for k, v in scores.items() if k not in ("nfe", CHECKPOINT_KEY)}
         return ScoreRow(entry.name, seed, setting, untrained, metrics, int(scores["nfe"]))
 
     trained = functools.cache(lambda: load_module(run.last_checkpoint).to(DEVICE))  # loaded once, only if needed

@@ -132,11 +132,26 @@ def _suite(path: Path, raw: dict) -> Suite:
     name, out, base_config, shards = (_need(raw, key, str) for key in ("name", "out", "base_config", "shards"))
     budget, evaluation = raw.get("budget", {}) or {}, raw.get("evaluation", {}) or {}
     slurm, max_parallel = _slurm_options(raw.get("slurm"), name)
-    return Suite(name=name, out=out, base_config=resolve(base_config), shards=shards, objectives=objectives, build=raw.get("build"), overrides=[str(o) for o in raw.get("overrides", [])],
-                 max_images=int(budget.get("max_images", 64_000)), max_time=budget.get("max_time"),
-                 seeds=[int(s) for s in raw.get("seeds", [0])], num_samples=int(evaluation.get("num_samples", 1000)),
-                 batch_size=int(evaluation.get("batch_size", 250)), launcher=raw.get("launcher", "local"),
+    return Suite(name=name, out=out, base_config=resolve(base_config), shards=shards, objectives=objectives,
+                 build=raw.get("build"), overrides=[str(o) for o in raw.get("overrides", [])],
+                 max_images=_integer(budget, "max_images", 64_000, "budget."), max_time=budget.get("max_time"),
+                 seeds=_seeds(raw.get("seeds", [0])), num_samples=_integer(evaluation, "num_samples", 1000, "evaluation."),
+                 batch_size=_integer(evaluation, "batch_size", 250, "evaluation."), launcher=raw.get("launcher", "local"),
                  slurm=slurm, max_parallel=max_parallel, source=str(path))
+
+
+def _integer(section: dict, key: str, default: int, where: str) -> int:
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SuiteError(f"{where}{key} must be an integer, got {value!r}")
+    return value
+
+
+def _seeds(value) -> list[int]:
+    # a string would be iterated character by character ('12' -> seeds 1 and 2)
+    if not isinstance(value, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in value):
+        raise SuiteError(f"seeds must be a list of integers, e.g. [0, 1, 2], got {value!r}")
+    return list(value)
 
 
 def _slurm_options(raw, suite_name) -> tuple[JobOptions, int | None]:

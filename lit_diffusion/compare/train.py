@@ -4,6 +4,7 @@ trained again; unfinished ones resume from their last checkpoint."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -57,9 +58,42 @@ def progress(run: RunDirectory, max_images: int) -> str | None:
     return f"{seen:,} / {max_images:,} images ({100 * seen / max_images:.0f}%), loss {float(row['train/loss']):.4f}"
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the comparison process dies, however it dies (kill -9 too), so
+    that no training outlives its comparison; SIGTERM makes the training checkpoint and stop (Linux only)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def start_child(command: list[str], out, env: dict) -> subprocess.Popen:
+    """A training child in its own process group (so that a signal to it reaches its data-loader workers and a
+    Ctrl-C at the terminal reaches only the comparison, which then stops it) that dies with this process."""
+    return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                            preexec_fn=_die_with_parent)
+
+
+def stop_child(child: subprocess.Popen, grace_seconds: float = 60.0) -> None:
+    """SIGTERM to the child's group (it checkpoints at the next step and exits), then SIGKILL after the grace."""
+    if child.poll() is not None:
+        return
+    try:
+        os.killpg(child.pid, signal.SIGTERM)
+        child.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+    except ProcessLookupError:
+        child.wait()
+
+
 def _wait(child: subprocess.Popen, report, poll_seconds: float) -> int:
-    """The child's exit status; `report()` every `poll_seconds` meanwhile. Interrupted here, the child is
-    stopped too (its last checkpoint stays)."""
+    """The child's exit status; `report()` every `poll_seconds` meanwhile. Interrupted here (Ctrl-C, or SIGTERM
+    which the comparison turns into the same), the child is stopped too (it checkpoints first)."""
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
     try:
         while True:
             try:
@@ -67,9 +101,19 @@ def _wait(child: subprocess.Popen, report, poll_seconds: float) -> int:
             except subprocess.TimeoutExpired:
                 report()
     finally:
-        if child.poll() is None:
-            child.terminate()
-            child.wait()
+        stop_child(child)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def train_locally(suite: Suite, entry: ObjectiveEntry, seed: int, log=print, poll_seconds: float = 10.0) -> None:
@@ -92,8 +136,7 @@ def train_locally(suite: Suite, entry: ObjectiveEntry, seed: int, log=print, pol
             shown[0] = line
 
     with open(run.train_log, "a") as out:
-        child = subprocess.Popen([sys.executable, "-m", "lit_diffusion.training.cli", *args], stdout=out,
-                                 stderr=subprocess.STDOUT, env=env)
+        child = start_child([sys.executable, "-m", "lit_diffusion.training.cli", *args], out, env)
         code = _wait(child, report, poll_seconds)
     if code != 0 or not finished(suite, run):
         tail = "\n".join(run.train_log.read_text(errors="replace").splitlines()[-15:])

@@ -29,6 +29,7 @@ _EXPORTS = {
     "OrderedShardReader": "ordered_reader",
     "ShardDataModule": "datamodule",
     "resolve_shards": "urls",
+    "InferOptions": "infer",
 }
 
 # spelled out (not sorted(_EXPORTS)) so that tools and readers see the names; a test keeps both in step
@@ -40,6 +41,7 @@ __all__ = [
     "EncodeOptions",
     "EpochPlan",
     "ImageFolderSource",
+    "InferOptions",
     "OrderedShardReader",
     "ShardDataModule",
     "ShardEntry",

@@ -55,6 +55,13 @@ class ShardDataModule(pl.LightningDataModule):
         prefetch_factor: batches prefetched by each worker.
         rank: this process's rank when torch.distributed is not initialised (simulated ranks).
         world_size: the number of ranks in that case; give both or neither.
+        image_key: shards without dataset.json: the image member (jpg, jpeg, png, webp, npy; None: the
+            first of these in the first sample).
+        label_key: shards without dataset.json: "cls", "json:FIELD" (a field of the json member) or
+            "none" (None: cls when the first sample has one).
+        num_classes: shards without dataset.json: the number of classes (None: largest label + 1).
+        resolution: shards without dataset.json: center-crop and resize every image to R x R (None:
+            the first image's size, which every image must have).
     """
 
     def __init__(
@@ -79,6 +86,10 @@ class ShardDataModule(pl.LightningDataModule):
         prefetch_factor: int = 2,
         rank: int | None = None,
         world_size: int | None = None,
+        image_key: str | None = None,
+        label_key: str | None = None,
+        num_classes: int | None = None,
+        resolution: int | None = None,
     ):
         super().__init__()
 
@@ -121,6 +132,7 @@ class ShardDataModule(pl.LightningDataModule):
         self.decoder, self.on_error, self.samples_per_epoch = decoder, on_error, samples_per_epoch
         self.pin_memory, self.prefetch_factor = pin_memory, prefetch_factor
         self.rank, self.world_size = rank, world_size
+        self.infer = _infer_options(image_key, label_key, num_classes, resolution)
         self.train_set: ShardSet | None = None
         self.val_set: ShardSet | None = None
         self._epoch = 0  # epoch counter when no Trainer is attached
@@ -133,15 +145,17 @@ class ShardDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
             check = self.on_error == "raise"
-            self.train_set = resolve_shards(self.train_shards, self.dataset_json, check_exists=check)
+            self.train_set = resolve_shards(self.train_shards, self.dataset_json, check_exists=check, infer=self.infer)
             info = self.train_set.info
             if self.hflip and (info.kind == "pair" or len(info.shape) != 3):
                 raise ValueError(f"ShardDataModule: hflip: needs [C, H, W] images or tensors, the dataset is "
                                  f"kind {info.kind!r} with shape {info.shape}")
             if self.labels and not info.labeled:
-                raise ValueError("ShardDataModule: labels: True but dataset.json has no classes")
+                raise ValueError(f"ShardDataModule: labels: True but dataset.json has no classes "
+                                 f"({self.train_shards}: num_classes 0, or no label member found)")
             if self.val_shards is not None:
-                self.val_set = resolve_shards(self.val_shards, self.val_dataset_json, check_exists=check)
+                self.val_set = resolve_shards(self.val_shards, self.val_dataset_json, check_exists=check,
+                                              infer=self.infer)
             self.train_plan()  # fail now if one batch per rank does not fit
 
     @property
@@ -291,15 +305,36 @@ class ShardDataModule(pl.LightningDataModule):
         state, self._resume = self._resume, None
         layout = self._layout()
         diff = {k: (state[k], layout[k]) for k in _LAYOUT_KEYS if state[k] != layout[k]}
-        if diff:
-            changes = ", ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diff.items())
-            raise ValueError(f"ShardDataModule: cannot resume the data stream exactly, the layout changed "
-                             f"({changes}); use the saved values or start from a fresh epoch")
+        if set(diff) == {"num_workers"}:
+            # why: the worker count is a machine detail (fewer CPUs after a requeue); the step count does not
+            # depend on it, only which samples fill the rest of this epoch, so continue rather than refuse
+            log.info("data.num_workers changed from %d to %d: the rest of epoch %d is drawn with the new worker "
+                     "layout (same steps; exact resume needs the same num_workers)", *diff["num_workers"], epoch)
+        elif diff:
+            changes = ", ".join(f"--data.{k}: saved {a!r}, now {b!r}" for k, (a, b) in diff.items()
+                                if k != "fingerprint")
+            if "fingerprint" in diff:
+                changes += (", " if changes else "") + "the dataset's fingerprint differs (other shards)"
+            raise ValueError(f"ShardDataModule: cannot resume the data stream, its layout changed ({changes}); "
+                             f"resume with the saved values, or start a new run without --ckpt_path")
         if state["epoch"] != epoch:
             log.warning("data state is for epoch %d but epoch %d starts; starting it from its first batch",
                         state["epoch"], epoch)
             return 0
         return int(state["batches"])
+
+
+def _infer_options(image_key, label_key, num_classes, resolution):
+    """InferOptions for shards without dataset.json (None when none is given: plain defaults then)."""
+    from .infer import InferOptions
+
+    given = dict(image_key=image_key, label_key=label_key, num_classes=num_classes, resolution=resolution)
+    if all(v is None for v in given.values()):
+        return None
+    try:
+        return InferOptions(**given)
+    except ValueError as error:
+        raise ValueError(f"ShardDataModule: {error}") from None
 
 
 class ShardLoader:

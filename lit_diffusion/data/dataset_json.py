@@ -29,7 +29,7 @@ from typing import Any
 DATASET_JSON = "dataset.json"
 FORMAT_VERSION = 1
 KINDS = ("image", "tensor", "pair")
-FORMATS = ("png", "jpg", "npy")
+FORMATS = ("png", "jpg", "webp", "npy")  # webp: only in shards read without dataset.json
 
 
 @dataclass

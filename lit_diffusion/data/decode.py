@@ -24,9 +24,10 @@ from PIL import Image
 from .dataset_json import DatasetInfo
 from .errors import DataError
 from .imagecodec import torchvision_decoder
+from .infer import read_label
 from .shardio import RawSample
 
-IMAGE_EXTS = ("png", "jpg", "jpeg")
+IMAGE_EXTS = ("png", "jpg", "jpeg", "webp")
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 Decoder = Literal["torchvision", "pil"]
 
@@ -64,12 +65,19 @@ class SampleDecoder:
             self.required = ("npy",)
         else:
             self.required = ("noise.npy", "target.npy")
+        # shards read without dataset.json (infer.py): the image member and label source chosen there
+        inferred = info.build.get("inferred") or {}
+        self.image_key: str | None = inferred.get("image")
+        self.label_key: str = inferred.get("label") or "cls"
+        self.resolution: int | None = inferred.get("resolution")
         if labels:
-            self.required += ("cls",)
+            self.required += (self.label_key.split(":")[0],)
 
     def check(self, raw: RawSample) -> None:
         """Raise DataError when a member is missing (no decoding)."""
         m = raw.members
+        if self.info.kind == "image" and self.image_key is not None and self.image_key not in m:
+            raise DataError(f"missing {self.image_key!r} (members are {sorted(m)})", raw.url, raw.key)
         if self.info.kind == "image" and not any(e in m for e in IMAGE_EXTS):
             raise DataError(f"missing image member (png/jpg); members are {sorted(m)}", raw.url, raw.key)
         for ext in self.required:
@@ -77,7 +85,7 @@ class SampleDecoder:
                 raise DataError(f"missing {ext!r} (members are {sorted(m)})", raw.url, raw.key)
 
     def _image(self, raw: RawSample) -> torch.Tensor:
-        ext = next(e for e in IMAGE_EXTS if e in raw.members)
+        ext = self.image_key or next(e for e in IMAGE_EXTS if e in raw.members)
         data = raw.members[ext]
         try:
             x = self._decode_image(data)
@@ -85,8 +93,14 @@ class SampleDecoder:
             raise DataError(f"cannot decode {ext} ({len(data)} bytes): {e}", raw.url, raw.key) from None
         if x.dtype != torch.uint8:
             raise DataError(f"image decodes to {x.dtype}, expected 8-bit", raw.url, raw.key)
+        if self.resolution is not None:
+            x = fit_image(x, self.shape)
         if tuple(x.shape) != self.shape:
-            raise DataError(f"wrong shape: image is {list(x.shape)}, dataset.json says {list(self.shape)}",
+            if self.image_key is None:
+                raise DataError(f"wrong shape: image is {list(x.shape)}, dataset.json says {list(self.shape)}",
+                                raw.url, raw.key)
+            raise DataError(f"wrong shape: image is {list(x.shape)}, the first image's is {list(self.shape)}; "
+                            f"pass resolution (--data.resolution R, or --resolution R) to resize every image",
                             raw.url, raw.key)
         return x
 
@@ -103,11 +117,7 @@ class SampleDecoder:
         return torch.from_numpy(a.astype(np.float32))
 
     def _label(self, raw: RawSample) -> int:
-        text = raw.members["cls"]
-        try:
-            y = int(text.decode("ascii").strip())
-        except (UnicodeDecodeError, ValueError):
-            raise DataError(f"bad label {text[:20]!r} in 'cls'", raw.url, raw.key) from None
+        y = read_label(raw, self.label_key)
         if not 0 <= y < self.info.num_classes:
             raise DataError(f"label {y} out of range [0, {self.info.num_classes})", raw.url, raw.key)
         return y
@@ -125,6 +135,24 @@ class SampleDecoder:
         if self.labels:
             out["label"] = self._label(raw)
         return out
+
+
+def fit_image(x: torch.Tensor, shape: tuple) -> torch.Tensor:
+    """Center-crop uint8 (C, H, W) to the largest square, resize (antialiased) to shape's H x W and match its
+    channels: shards of mixed sizes and modes read with a given resolution."""
+    c, h, w = x.shape
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    x = x[:, top:top + side, left:left + side]
+    if c in (2, 4):  # grey+alpha, RGBA: the alpha channel is dropped, as in PIL's convert("L"/"RGB")
+        x, c = x[:c - 1], c - 1
+    if c != shape[0]:  # grey <-> RGB, as PIL's convert does (ITU-R 601 luma)
+        x = x.expand(3, -1, -1) if c == 1 else (x.float() * torch.tensor([0.299, 0.587, 0.114])[:, None, None]
+                                                ).sum(0, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+    if (side, side) != tuple(shape[1:]):
+        y = torch.nn.functional.interpolate(x[None].float(), size=tuple(shape[1:]), mode="bicubic", antialias=True)
+        x = y[0].round().clamp(0, 255).to(torch.uint8)
+    return x.contiguous()
 
 
 def collate(samples: Sequence[dict], flips: np.ndarray, kind: str,

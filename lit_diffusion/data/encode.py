@@ -138,7 +138,8 @@ def _image_of(item: Item) -> Image.Image:
         im = Image.open(io.BytesIO(item.image_bytes))
         im.load()
     except Exception as e:  # PIL raises many types for bad files
-        raise BuildError(f"{item.origin}: cannot decode image: {e}") from None
+        raise BuildError(f"{item.origin}: cannot decode image: {e} (imagefolder: --skip-bad leaves such files "
+                         f"out)") from None
     return im
 
 

@@ -203,10 +203,9 @@ def _write_split(source: Source, order: np.ndarray, folder: Path, build: BuildOp
     count = 0
     digests: list[bytes] = []
     members: list[str] | None = None
-    from tqdm import tqdm
+    from .progress import Progress
 
-    bar = tqdm(total=len(order), unit="sample", desc=f"writing {folder}", disable=not build.progress,
-               file=sys.stderr, mininterval=0.5)
+    bar = Progress(len(order), f"writing {folder}", enabled=build.progress)
     try:
         for enc in _encoded_stream(source, order, opts, build.workers):
             if shape is None:

@@ -1,7 +1,11 @@
-"""Preemption and time limits: on a signal (SIGUSR1 from SLURM's `--signal=USR1@SECONDS`, or
-`scancel --signal=USR1`) the handler only sets a flag; at the next step boundary every rank agrees to stop,
+"""Preemption, time limits and stop requests: on a signal (SIGUSR1 from SLURM's `--signal=USR1@SECONDS` or
+`scancel --signal=USR1`; SIGTERM from kill, timeout, a container stop or a plain scancel; SIGINT from Ctrl-C)
+the handler only sets a flag; at the next step boundary every rank agrees to stop,
 a checkpoint is written, the W&B run is finished (offline runs keep records in memory until then) and, under
-SLURM, rank 0 requeues the job. The requeued job runs the same command with `--ckpt_path last`, resumes
+SLURM, rank 0 requeues the job (on SIGUSR1 only: SIGTERM and SIGINT mean "stop", not "come back"). The
+CLI then exits non-zero when the run did not reach its budget. Data-loader workers ignore these signals (a
+SIGTERM to the whole process group would otherwise kill them and crash the main process before it saves):
+the main process alone decides when to stop, and shuts its workers down itself. The requeued job runs the same command with `--ckpt_path last`, resumes
 from that checkpoint into the same W&B run, and logs `slurm/restart_count` (SLURM_RESTART_COUNT)."""
 from __future__ import annotations
 
@@ -16,6 +20,36 @@ import lightning.pytorch as pl
 log = logging.getLogger("lit_diffusion.distributed")
 
 PREEMPT_CHECKPOINT = "preempted.ckpt"
+STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)
+REQUEUE_SIGNALS = (signal.SIGUSR1,)
+
+
+class _WorkerIgnoresStopSignals:
+    """Stands in for torch's worker signal setup (which makes a worker die of a SIGTERM that does not come from
+    its parent): torch's handlers, then the stop signals ignored. Installed in the main process before the
+    workers fork; torch's worker loop looks the function up on its module at start."""
+
+    def __init__(self, original):
+        self.original = original
+
+    def __call__(self, *args):
+        self.original(*args)
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+
+
+def _shield_workers() -> None:
+    from torch.utils.data._utils import signal_handling
+
+    if not isinstance(signal_handling._set_worker_signal_handlers, _WorkerIgnoresStopSignals):
+        signal_handling._set_worker_signal_handlers = _WorkerIgnoresStopSignals(signal_handling._set_worker_signal_handlers)
+
+
+def _unshield_workers() -> None:
+    from torch.utils.data._utils import signal_handling
+
+    if isinstance(signal_handling._set_worker_signal_handlers, _WorkerIgnoresStopSignals):
+        signal_handling._set_worker_signal_handlers = signal_handling._set_worker_signal_handlers.original
 
 
 def restart_count() -> int:
@@ -31,11 +65,11 @@ def requeue_command() -> list[str] | None:
 class RequeueOnSignal(pl.Callback):
     """Args:
         checkpoint_dir: where `preempted.ckpt` is written (the directory `--ckpt_path last` searches).
-        signals: the signals that mean "save and requeue".
-        requeue: requeue the SLURM job (only when running inside one).
+        signals: the signals that mean "save at the next step boundary and stop".
+        requeue: requeue the SLURM job (only when running inside one, and only on SIGUSR1).
     """
 
-    def __init__(self, checkpoint_dir: str | Path, signals: tuple[int, ...] = (signal.SIGUSR1,), requeue: bool = True):
+    def __init__(self, checkpoint_dir: str | Path, signals: tuple[int, ...] = STOP_SIGNALS, requeue: bool = True):
         self.checkpoint_dir = Path(checkpoint_dir)
         self.signals = tuple(signals)
         self.requeue = requeue
@@ -45,6 +79,9 @@ class RequeueOnSignal(pl.Callback):
 
     def _handler(self, signum, frame) -> None:
         self.received = signum  # only a flag: the checkpoint is written at the next step boundary
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        _shield_workers()  # before the first epoch starts its workers (Lightning does that before on_train_start)
 
     def on_train_start(self, trainer, pl_module) -> None:
         for sig in self.signals:
@@ -62,6 +99,8 @@ class RequeueOnSignal(pl.Callback):
         path = self.checkpoint_dir / PREEMPT_CHECKPOINT
         trainer.save_checkpoint(path)
         for callback in trainer.checkpoint_callbacks:
+            if getattr(callback, "saves_last_on_stop", False):
+                continue  # it writes last.ckpt for this very step too, so `sample --ckpt last.ckpt` is current
             # stopping ends the epoch early, and ModelCheckpoint would then write last.ckpt (epoch end, train
             # end) with the epoch marked done, newer than ours: `--ckpt_path last` would resume a new epoch.
             # It writes nothing for a step it has already saved, so mark this one saved.
@@ -81,12 +120,13 @@ class RequeueOnSignal(pl.Callback):
         self._previous.clear()
 
     def teardown(self, trainer, pl_module, stage) -> None:
+        _unshield_workers()
         if not self.preempted or stage != "fit":
             return
         logger = trainer.logger
         if trainer.global_rank == 0 and type(logger).__name__ == "WandbLogger":
             logger.experiment.finish()  # flush the offline records before the job is killed by the requeue
-        command = requeue_command() if self.requeue else None
+        command = requeue_command() if self.requeue and self.received in REQUEUE_SIGNALS else None
         if trainer.global_rank == 0 and command:
             result = subprocess.run(command, capture_output=True, text=True)
             if result.returncode != 0:

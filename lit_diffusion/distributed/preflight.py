@@ -59,5 +59,5 @@ class Preflight(pl.Callback):
             reports = [mine]
         check_ranks(reports)
         if trainer.global_rank == 0:
-            log.warning("pre-flight ok: %d rank(s), config %s, hosts %s", world, self.config_hash,
+            log.info("pre-flight ok: %d rank(s), config %s, hosts %s", world, self.config_hash,
                         sorted({r["host"] for r in reports}))

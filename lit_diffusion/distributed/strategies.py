@@ -6,6 +6,8 @@ backbone's `block_class`; the model code is never edited, DESIGN §3):
   ddp                        DistributedDataParallel (NCCL on GPUs, gloo on the CPU)
   fsdp                       FSDP, full sharding (ZeRO-3 like) by default; see StrategyOptions
   fsdp_hybrid                FSDP, sharded inside a node and replicated across nodes (HYBRID_SHARD)
+  fsdp2                      FSDP2 (fully_shard) through Lightning's ModelParallelStrategy, wrapped by
+                             lit_diffusion.distributed.fsdp2 (EMA sharded like the model); runs on the CPU too
   deepspeed_stage_2          DeepSpeed ZeRO-2 (optimiser state and gradients sharded), bf16
   deepspeed_stage_2_offload  ... with the optimiser state offloaded to CPU memory
   deepspeed_stage_3          DeepSpeed ZeRO-3 (parameters sharded too), bf16
@@ -27,7 +29,7 @@ from torch import nn
 
 FSDP_PRESETS = ("fsdp", "fsdp_hybrid")
 DEEPSPEED_PRESETS = ("deepspeed_stage_2", "deepspeed_stage_2_offload", "deepspeed_stage_3", "deepspeed_stage_3_offload")
-PRESETS = ("ddp",) + FSDP_PRESETS + DEEPSPEED_PRESETS
+PRESETS = ("ddp", "fsdp2") + FSDP_PRESETS + DEEPSPEED_PRESETS
 BF16_PRECISIONS = ("bf16-mixed", "bf16-true", "bf16")
 
 
@@ -81,6 +83,11 @@ def build_strategy(name: str, backbone: nn.Module, options: StrategyOptions | No
         return DDPStrategy(find_unused_parameters=options.find_unused_parameters, timeout=timeout)
     if name in FSDP_PRESETS:
         return _fsdp(name, backbone, options, timeout, num_nodes, devices_per_node)
+    if name == "fsdp2":
+        block_class_of(backbone)  # fail now, not after the processes started
+        from lit_diffusion.distributed.fsdp2 import FSDP2Strategy
+
+        return FSDP2Strategy(options, timeout=timeout)
     return _deepspeed(name, precision, timeout)
 
 

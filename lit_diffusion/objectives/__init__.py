@@ -7,10 +7,17 @@ from lit_diffusion.objectives.analytic import GaussianMixture, oracle_network
 from lit_diffusion.objectives.base import DiffusionObjective, LossOutput
 from lit_diffusion.objectives.consistency_distillation import ConsistencyDistillation
 from lit_diffusion.objectives.consistency_training import ConsistencyTraining
+from lit_diffusion.objectives.consistency_tuning import ConsistencyTuning
+from lit_diffusion.objectives.continuous_consistency import ContinuousConsistency
+from lit_diffusion.objectives.flow_map_oracle import GaussianFlowMap
+from lit_diffusion.objectives.mean_flow import MeanFlow
+from lit_diffusion.objectives.trigflow import TrigFlowParameterisation, TrigFlowPath
 from lit_diffusion.contract import PathCoefficients, Prediction
 from lit_diffusion.objectives.conversions import convert
 from lit_diffusion.objectives.ddpm import DDPM
 from lit_diffusion.objectives.flow_matching import FlowMatching
+from lit_diffusion.objectives.indm import INDM
+from lit_diffusion.objectives.likelihood_weighting import LikelihoodWeighting, LogSNRUniformTime
 from lit_diffusion.objectives.parameterisation import (
     ConsistencyPreconditioning,
     EDMPreconditioning,
@@ -56,6 +63,10 @@ OBJECTIVES = {
     "rectified_flow": RectifiedFlow,
     "consistency_training": ConsistencyTraining,
     "consistency_distillation": ConsistencyDistillation,
+    "indm": INDM,
+    "mean_flow": MeanFlow,
+    "continuous_consistency": ContinuousConsistency,
+    "consistency_tuning": ConsistencyTuning,
 }
 
 
@@ -69,7 +80,9 @@ __all__ = [
     "PathCoefficients", "Prediction", "convert",
     # objectives
     "OBJECTIVES", "make_objective", "build", "DiffusionObjective", "LossOutput",
+    "INDM", "LikelihoodWeighting", "LogSNRUniformTime",
     "DDPM", "FlowMatching", "RectifiedFlow", "straightness", "ConsistencyTraining", "ConsistencyDistillation",
+    "MeanFlow", "ContinuousConsistency", "ConsistencyTuning", "TrigFlowPath", "TrigFlowParameterisation",
     # paths
     "GaussianPath", "VPLinearPath", "VPCosinePath", "DiscreteVPPath", "LinearPath", "OTFlowPath", "EDMSigmaPath",
     "make_path",
@@ -82,5 +95,5 @@ __all__ = [
     "UniformWeighting", "MinSNRWeighting", "EDMWeighting", "make_weighting",
     "PairWeighting", "InverseGapWeighting", "UniformPairWeighting", "make_pair_weighting",
     # closed-form Gaussian mixtures (oracles, toy data)
-    "GaussianMixture", "oracle_network",
+    "GaussianMixture", "oracle_network", "GaussianFlowMap",
 ]

@@ -9,6 +9,7 @@ import torch
 from lit_diffusion.contract import PathCoefficients, Prediction
 from lit_diffusion.samplers import SamplerOutput, run_sampler
 from lit_diffusion.samplers.guidance import check_guidance, combine_guided, guidance_active
+from lit_diffusion.samplers.thresholding import thresholded
 
 _LOW_PRECISION = (torch.bfloat16, torch.float16)
 
@@ -60,8 +61,9 @@ class DiffusionObjective:
         self.label_dropout, self.null_label = float(label_dropout), null_label
 
     # -- training ---------------------------------------------------------------------------------
-    def set_training_step(self, step: int) -> None:
-        """Called by the training loop before each step; objectives with curricula override it."""
+    def set_training_step(self, step: int, progress: float | None = None) -> None:
+        """Called by the training loop before each step with the step and the share of the run done
+        (images seen / max_images); objectives with curricula or warm-ups override it."""
 
     def drop_labels(self, cond, generator=None):
         if cond is None or self.label_dropout == 0.0:
@@ -123,10 +125,14 @@ class DiffusionObjective:
     @torch.no_grad()
     def sample_with_info(self, net, noise, sampler: str | None = None, nfe: int | None = None, cond=None,
                          guidance: float = 1.0, generator=None, grid: str | None = None,
-                         guidance_interval=None, **options) -> SamplerOutput:
+                         guidance_interval=None, x0_threshold: str | None = None,
+                         data_range: tuple[float, float] = (-1.0, 1.0), **options) -> SamplerOutput:
+        """x0_threshold: None, "clip" or "dynamic" (samplers/thresholding.py), for image data in data_range."""
         sampler = sampler or self.default_sampler
         nfe = self.default_nfe if nfe is None else nfe
         predict = self.predictor(net, cond, guidance, guidance_interval)
+        if x0_threshold is not None:
+            predict = thresholded(predict, self.path, x0_threshold, data_range)
         return run_sampler(sampler, self.path, predict, self.prior(noise), nfe=nfe, grid=grid,
                            generator=generator, **options)
 

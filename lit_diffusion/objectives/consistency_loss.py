@@ -41,14 +41,23 @@ class ConsistencyObjective(DiffusionObjective):
         super().__init__(consistency_path(sigma_min, sigma_max, rho), ConsistencyPreconditioning(sigma_data),
                          pairs, weighting, label_dropout, null_label)
         self.huber_c = huber_c
-        self.step = 0
+        self.step, self.progress, self._calls = None, None, 0
 
-    def set_training_step(self, step: int) -> None:
+    def set_training_step(self, step: int, progress: float | None = None) -> None:
+        """The training loop's step and share of the run done (images seen / max_images), for curricula.
+        A plain loop need not call it: the objective then counts its own gradient-enabled loss calls."""
         self.step = int(step)
+        self.progress = None if progress is None else float(progress)
+
+    def current_step(self) -> int:
+        return self._calls if self.step is None else self.step
 
     def sample_pairs(self, x0: torch.Tensor, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(t_i, t_next), each (B,), from the pair sampler at the current training step."""
-        return self.time_sampler.sample_pairs(x0.shape[0], self.step, self.path, generator, x0.device)
+        """(t_i, t_next), each (B,), from the pair sampler at the current step / progress of the run."""
+        if torch.is_grad_enabled():
+            self._calls += 1
+        return self.time_sampler.sample_pairs(x0.shape[0], self.current_step(), self.path, generator, x0.device,
+                                              progress=self.progress)
 
     def pair_loss(self, f_next: torch.Tensor, f_i: torch.Tensor, x0: torch.Tensor, t_i: torch.Tensor,
                   t_next: torch.Tensor) -> LossOutput:

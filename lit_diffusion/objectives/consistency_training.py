@@ -17,7 +17,8 @@ class ConsistencyTraining(ConsistencyObjective):
         sigma_min, sigma_max, rho: the EDM noise-level path (Karras et al. 2022).
         sigma_data: data standard deviation for the skip scalings.
         curriculum: the sampler of adjacent level pairs (the objective's time sampler); default the iCT
-            discretisation curriculum, whose total_steps should equal the run's steps.
+            discretisation curriculum, which follows the run's progress (images seen / max_images, passed
+            by the training loop) or, in a plain loop, doubles every 1000 steps of its own loss calls.
         huber_c: pseudo-Huber constant; None = 0.00054 sqrt(d).
         weighting: the pair weighting, by name ("inverse_gap" (iCT) or "uniform") or a PairWeighting.
     """

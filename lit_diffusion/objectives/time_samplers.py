@@ -80,11 +80,12 @@ class LogNormalSigma(TimeSampler):
 
 
 class PairSampler:
-    """`sample_pairs(batch_size, step, path, generator=None, device=None) -> (t_i, t_next)`, each (B,)
-    float32 with t_i < t_next: the adjacent times a consistency objective compares; `step` is the
-    training step, for curricula that refine the grid as training goes."""
+    """`sample_pairs(batch_size, step, path, generator=None, device=None, progress=None) -> (t_i, t_next)`,
+    each (B,) float32 with t_i < t_next: the adjacent times a consistency objective compares; `step` is the
+    training step and `progress` the share of the run done (images seen / max_images, None if unknown),
+    for curricula that refine the grid as training goes."""
 
-    def sample_pairs(self, batch_size: int, step: int, path, generator=None, device=None):
+    def sample_pairs(self, batch_size: int, step: int, path, generator=None, device=None, progress=None):
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -94,30 +95,40 @@ class PairSampler:
 class ConsistencyCurriculum(PairSampler):
     """Improved consistency training's discretisation curriculum (Song & Dhariwal 2023, sec. 3.4-3.5).
 
-    N(k) = min(s0 * 2^floor(k / K'), s1) + 1 with K' = floor(K / (log2(s1 / s0) + 1)), K total steps.
+    N(k) = min(s0 * 2^floor(k / K'), s1) + 1 with K' = floor(K / (log2(s1 / s0) + 1)), K total steps: the
+    grid doubles in S = floor(log2(s1 / s0)) + 1 equal stages of the run. The stage follows, in order of
+    preference: the run's progress p in [0, 1] (stage floor(p S), so any run length gets the whole
+    curriculum; the training loop passes it), a hand-set `total_steps`, or, in a plain loop that knows
+    neither, one doubling every `doubling_steps` steps.
     The grid has N points t_i = (i - 1) / (N - 1) (Karras' rho-spaced sigmas on the EDM path); the pair
     index i is drawn with p(i) proportional to erf((ln s_{i+1} - P_mean) / (sqrt2 P_std)) -
     erf((ln s_i - P_mean) / (sqrt2 P_std)), the lognormal over sigma (eq. 9 there).
     """
 
-    def __init__(self, total_steps: int = 400_000, s0: int = 10, s1: int = 1280,
-                 p_mean: float = -1.1, p_std: float = 2.0):
-        if total_steps < 1:
-            raise ValueError(f"ConsistencyCurriculum: total_steps must be >= 1, got {total_steps}")
+    def __init__(self, total_steps: int | None = None, s0: int = 10, s1: int = 1280,
+                 p_mean: float = -1.1, p_std: float = 2.0, doubling_steps: int = 1000):
+        if total_steps is not None and total_steps < 1:
+            raise ValueError(f"ConsistencyCurriculum: total_steps must be >= 1 or None, got {total_steps}")
         if not 1 <= s0 <= s1:
             raise ValueError(f"ConsistencyCurriculum: need 1 <= s0 <= s1, got s0={s0}, s1={s1}")
-        if p_std <= 0:
-            raise ValueError(f"ConsistencyCurriculum: p_std must be positive, got {p_std}")
-        self.total_steps, self.s0, self.s1 = int(total_steps), int(s0), int(s1)
-        self.p_mean, self.p_std = float(p_mean), float(p_std)
+        if p_std <= 0 or doubling_steps < 1:
+            raise ValueError(f"ConsistencyCurriculum: need p_std > 0 and doubling_steps >= 1, got {p_std}, {doubling_steps}")
+        self.total_steps, self.s0, self.s1 = None if total_steps is None else int(total_steps), int(s0), int(s1)
+        self.p_mean, self.p_std, self.doubling_steps = float(p_mean), float(p_std), int(doubling_steps)
 
-    def num_scales(self, step: int) -> int:
-        k_prime = max(1, math.floor(self.total_steps / (math.log2(self.s1 / self.s0) + 1)))
-        return min(self.s0 * 2 ** (step // k_prime), self.s1) + 1
+    def num_scales(self, step: int, progress: float | None = None) -> int:
+        if progress is not None:
+            stages = math.floor(math.log2(self.s1 / self.s0)) + 1
+            doublings = min(math.floor(max(0.0, float(progress)) * stages), stages - 1)
+        elif self.total_steps is not None:
+            doublings = step // max(1, math.floor(self.total_steps / (math.log2(self.s1 / self.s0) + 1)))
+        else:
+            doublings = step // self.doubling_steps
+        return min(self.s0 * 2 ** min(doublings, 62), self.s1) + 1
 
-    def sample_pairs(self, batch_size: int, step: int, path, generator=None, device=None):
-        """(t_i, t_{i+1}) of shape (B,) each, t_i < t_{i+1}, on the grid of N(step) points."""
-        n = self.num_scales(step)
+    def sample_pairs(self, batch_size: int, step: int, path, generator=None, device=None, progress=None):
+        """(t_i, t_{i+1}) of shape (B,) each, t_i < t_{i+1}, on the grid of N(step or progress) points."""
+        n = self.num_scales(step, progress)
         grid = torch.linspace(0.0, 1.0, n, dtype=torch.float64, device=device)
         log_sigma = torch.log(path.noise_ratio(grid))
         cdf = torch.erf((log_sigma - self.p_mean) / (math.sqrt(2.0) * self.p_std))
@@ -135,7 +146,7 @@ class UniformGridPairs(PairSampler):
             raise ValueError(f"UniformGridPairs: num_scales must be >= 2, got {num_scales}")
         self.num_scales = int(num_scales)
 
-    def sample_pairs(self, batch_size: int, step: int, path, generator=None, device=None):
+    def sample_pairs(self, batch_size: int, step: int, path, generator=None, device=None, progress=None):
         i = torch.randint(0, self.num_scales - 1, (batch_size,), generator=generator, device=device)
         return i.float() / (self.num_scales - 1), (i + 1).float() / (self.num_scales - 1)
 

@@ -3,10 +3,10 @@
 
 Torch only at module level: no Lightning, and wandb only inside `runs.wandb_offline`.
 """
-from lit_diffusion.runs.checkpoint_info import (CheckpointInfo, find_resume_checkpoint, read_checkpoint,
-                                                read_checkpoint_info, readable)
+from lit_diffusion.runs.checkpoint_info import (CheckpointError, CheckpointInfo, content_hash, find_resume_checkpoint,
+                                                read_checkpoint, read_checkpoint_info, readable, verify_content)
 from lit_diffusion.runs.layout import RunDirectory
 from lit_diffusion.runs.metrics import MetricsLog
 
-__all__ = ["CheckpointInfo", "MetricsLog", "RunDirectory", "find_resume_checkpoint", "read_checkpoint",
+__all__ = ["CheckpointError", "CheckpointInfo", "content_hash", "verify_content", "MetricsLog", "RunDirectory", "find_resume_checkpoint", "read_checkpoint",
            "read_checkpoint_info", "readable"]

@@ -1,7 +1,13 @@
-"""The one reader of a checkpoint's bookkeeping fields (memory-mapped: the weights are not read), and the
-resume lookup: the newest readable checkpoint of a folder."""
+"""The one reader of a checkpoint's bookkeeping fields (memory-mapped: the weights are not read), the content
+hash that says a checkpoint is what it was when written, and the resume lookup: the readable checkpoint of a
+folder with the highest step.
+
+Why by step and not by modification time: copying a run folder (`cp -r`) or moving it rewrites the times, and
+the newest file is then not the furthest state. Why a content hash: a zip whose directory is intact can still
+hold garbage in a tensor record, which torch loads silently (a weight of 3.4e38 surfaces later as a NaN loss)."""
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,10 +16,50 @@ import torch
 
 log = logging.getLogger("lit_diffusion.training")  # the resume warnings belong to training's log
 
+RUN_FIELDS = "lit_diffusion_run"  # the checkpoint's own record: step, images seen, fit finished, content hash
+HASH_FIELD = "content_sha256"
+
+
+class CheckpointError(RuntimeError):
+    """No checkpoint can be resumed from: every candidate is unreadable or fails its content hash."""
+
 
 def read_checkpoint(path: str | Path, mmap: bool = True, map_location="cpu") -> dict:
     """The whole checkpoint dict; with mmap, tensors are read only when touched."""
     return torch.load(path, map_location=map_location, weights_only=False, mmap=mmap)
+
+
+def _feed(h, value, key: str) -> None:
+    """Every tensor (its key path, dtype, shape and bytes) in a fixed order. Only tensors: they are stored as
+    raw records that torch reads back without any check, while damage to the pickled rest fails to unpickle;
+    scalar fields stay editable by hand (e.g. a corrected train_seconds)."""
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous()
+        h.update(f"{key}:{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    elif isinstance(value, dict):
+        for k in sorted(value, key=repr):
+            if not (key == "" and k == RUN_FIELDS):
+                _feed(h, value[k], f"{key}/{k!r}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _feed(h, v, f"{key}[{i}]")
+
+
+def content_hash(checkpoint: dict) -> str:
+    """sha256 over the checkpoint's tensors (not over its own run record)."""
+    h = hashlib.sha256()
+    _feed(h, checkpoint, "")
+    return h.hexdigest()
+
+
+def verify_content(checkpoint: dict, path: str | Path) -> None:
+    """Raise CheckpointError if the stored hash does not match the content (checkpoints written before the hash
+    existed have none and pass)."""
+    expected = (checkpoint.get(RUN_FIELDS) or {}).get(HASH_FIELD)
+    if expected is not None and content_hash(checkpoint) != expected:
+        raise CheckpointError(f"checkpoint {path} is corrupt: its content does not match the sha256 recorded "
+                              "when it was written")
 
 
 @dataclass(frozen=True)
@@ -26,6 +72,14 @@ class CheckpointInfo:
     wandb_run_id: str | None
     sample_shape: tuple[int, ...] | None
     backbone_parameters: int
+    fit_finished: bool = False  # written when fit reached its budget (steps, images or time), not on a signal
+    content_sha256: str | None = None  # None for checkpoints written before the hash existed
+
+    @property
+    def identity(self) -> str:
+        """What distinguishes this checkpoint's content from any other state of the run (results computed from
+        it, such as a comparison's scores, are keyed by it)."""
+        return self.content_sha256 or f"step{self.global_step}-images{self.images_seen}"
 
     def finished(self, max_images: int, max_time_seconds: float = 0.0) -> bool:
         """Whether the run has seen the image budget or, under a wall-clock budget, trained that long
@@ -39,33 +93,66 @@ def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
     ckpt = read_checkpoint(path)
     shape = ckpt.get("sample_shape")
     params = sum(v.numel() for k, v in ckpt.get("state_dict", {}).items() if k.startswith("backbone."))
+    fields = ckpt.get(RUN_FIELDS) or {}
     return CheckpointInfo(path=Path(path), global_step=int(ckpt.get("global_step", 0)),
                           images_seen=int(ckpt.get("images_seen", 0)),
                           train_seconds=float(ckpt.get("train_seconds", 0.0)), model_spec=ckpt.get("model_spec"),
                           wandb_run_id=ckpt.get("wandb_run_id"),
                           sample_shape=None if shape is None else tuple(int(d) for d in shape),
-                          backbone_parameters=params)
+                          backbone_parameters=params, fit_finished=bool(fields.get("fit_finished", False)),
+                          content_sha256=fields.get(HASH_FIELD))
+
+
+def _warn_unreadable(path: Path, error: Exception) -> None:
+    log.warning("checkpoint %s is unreadable (%s: %s); falling back to an older one", path,
+                type(error).__name__, error)
 
 
 def readable(path: Path) -> bool:
+    """Whether the whole checkpoint loads (every tensor record read) and matches its content hash."""
+    try:
+        verify_content(read_checkpoint(path, mmap=False), path)
+        return True
+    except Exception as error:  # any failure to read means: do not resume from it
+        _warn_unreadable(path, error)
+        return False
+
+
+def _ranked(candidates: list[Path]) -> list[Path]:
+    """Highest step first (then images seen, then a finished fit, then modification time); files whose
+    fields cannot even be read go last, still to be tried and reported."""
+    def key(path: Path):
+        try:
+            info = read_checkpoint_info(path)
+            return (1, info.global_step, info.images_seen, info.fit_finished, path.stat().st_mtime_ns)
+        except Exception as error:  # its fields cannot be read: the file is torn or not a checkpoint
+            _warn_unreadable(path, error)
+            return (0, 0, 0, False, path.stat().st_mtime_ns)
+    return sorted(candidates, key=key, reverse=True)
+
+
+def _has_fields(path: Path) -> bool:
     try:
         read_checkpoint(path)
         return True
-    except Exception as error:  # any failure to read means: do not resume from it
-        log.warning("checkpoint %s is unreadable (%s: %s); falling back to an older one", path,
-                    type(error).__name__, error)
+    except Exception:
         return False
 
 
 def find_resume_checkpoint(directory: str | Path) -> Path | None:
-    """The newest readable `*.ckpt` under `directory` (by modification time), or None if there is none."""
+    """The readable `*.ckpt` under `directory` with the highest step, or None if there is no checkpoint at all.
+    Raises CheckpointError when there are checkpoints but none is readable: restarting from step 0 would
+    silently throw the run away."""
     directory = Path(directory)
     if not directory.is_dir():
         return None
-    candidates = sorted(directory.rglob("*.ckpt"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
-    for path in candidates:
+    candidates = [p for p in directory.rglob("*.ckpt") if p.is_file()]
+    ranked = _ranked(candidates)
+    for path in ranked[:sum(1 for p in ranked if _has_fields(p))]:  # the unparseable were reported while ranking
         if readable(path):
             return path
     if candidates:
-        log.warning("no readable checkpoint among %d in %s; starting from scratch", len(candidates), directory)
+        raise CheckpointError(f"none of the {len(candidates)} checkpoint(s) in {directory} is readable (see the "
+                              "warnings above); not starting from scratch over them. Move the folder away to "
+                              "start anew, or pass --ckpt_path FILE")
     return None

@@ -38,3 +38,28 @@ class MetricsLog:
         """(x, y) for every row that logged both keys, sorted by x."""
         return sorted((float(row[x_key]), float(row[y_key])) for row in self.rows()
                       if row.get(x_key) and row.get(y_key))
+
+
+def drop_rows_after(run: RunDirectory | str | Path, global_step: int) -> int:
+    """Remove the CSV rows of steps a resume from a checkpoint at `global_step` will train again (rows carry
+    the step index, global_step - 1 for the last step before the checkpoint), so that every step is logged
+    exactly once over restarts. Returns how many rows were removed. Files are rewritten atomically."""
+    import os
+
+    run = run if isinstance(run, RunDirectory) else RunDirectory(run)
+    removed = 0
+    for path in run.metrics_files():
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            fields, rows = reader.fieldnames, list(reader)
+        keep = [r for r in rows if not r.get("step") or int(float(r["step"])) < global_step]
+        if len(keep) == len(rows) or fields is None:
+            continue
+        removed += len(rows) - len(keep)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(keep)
+        os.replace(tmp, path)
+    return removed

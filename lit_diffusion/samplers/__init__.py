@@ -14,6 +14,8 @@ from lit_diffusion.samplers.dpm_solver import sample_dpm_solver_2m
 from lit_diffusion.samplers.euler import euler_step, sample_euler
 from lit_diffusion.samplers.grids import time_grid
 from lit_diffusion.samplers.heun import heun_step, heun_steps_for_nfe, sample_heun
+from lit_diffusion.samplers.mean_flow import sample_mean_flow
+from lit_diffusion.samplers.thresholding import THRESHOLDS, thresholded
 
 # name -> (function, steps for a requested nfe, default grid)
 SAMPLERS = {
@@ -24,6 +26,7 @@ SAMPLERS = {
     "dpm++2m": (sample_dpm_solver_2m, lambda nfe: nfe, "logsnr"),
     "adaptive": (sample_adaptive, lambda nfe: 1, "uniform"),
     "consistency": (sample_consistency, lambda nfe: nfe, "uniform"),
+    "mean_flow": (sample_mean_flow, lambda nfe: nfe, "uniform"),
 }
 
 # single ODE steps for distillation: (path, predict, x, t, s) -> x_s, t and s floats or (B,) tensors
@@ -44,7 +47,7 @@ def run_sampler(name: str, path, predict, x_init, nfe: int | None = None, grid: 
 
 
 __all__ = [
-    "SAMPLERS", "ODE_STEPS", "run_sampler", "time_grid", "SamplerOutput", "CountingPredictor", "velocity",
+    "SAMPLERS", "ODE_STEPS", "THRESHOLDS", "thresholded", "run_sampler", "time_grid", "SamplerOutput", "CountingPredictor", "velocity",
     "sample_euler", "sample_heun", "sample_ddim", "sample_ddpm", "sample_dpm_solver_2m", "sample_adaptive",
-    "sample_consistency", "euler_step", "heun_step", "ddim_step", "ddpm_step", "dopri5",
+    "sample_consistency", "sample_mean_flow", "euler_step", "heun_step", "ddim_step", "ddpm_step", "dopri5",
 ]

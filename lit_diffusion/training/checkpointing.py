@@ -1,6 +1,7 @@
-"""Checkpoints that survive crashes: written to a temporary name, flushed and renamed (atomic on POSIX).
-The resume lookup (the newest readable checkpoint, falling back past unreadable ones) lives in
-`lit_diffusion.runs`, which owns the run folder."""
+"""Checkpoints that survive crashes and say what they are: each is stamped with a content hash, written to a
+temporary name, flushed and renamed (atomic on POSIX), and verified against its hash when loaded. A failed
+write (disk full) removes its temporary file and names the path. The resume lookup (the readable checkpoint
+with the highest step) lives in `lit_diffusion.runs`, which owns the run folder."""
 from __future__ import annotations
 
 import os
@@ -8,6 +9,8 @@ from pathlib import Path
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from lit_diffusion.runs.checkpoint_info import HASH_FIELD, RUN_FIELDS, content_hash, verify_content
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -19,9 +22,26 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise TypeError(f"AtomicCheckpointIO does not take storage_options, got {storage_options!r}")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        checkpoint[RUN_FIELDS] = dict(checkpoint.get(RUN_FIELDS) or {})
+        checkpoint[RUN_FIELDS][HASH_FIELD] = content_hash(checkpoint)
         tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException as error:
+            tmp.unlink(missing_ok=True)  # a partial file would fill the disk further and look like a checkpoint
+            if not isinstance(error, Exception):
+                raise  # KeyboardInterrupt and the like: only the clean-up is ours
+            message = (f"writing checkpoint {path} failed ({type(error).__name__}: {error}); no partial file was "
+                       "left behind, the previous checkpoints are intact")
+            if isinstance(error, OSError):  # disk full (ENOSPC), quota, file size limit (EFBIG)
+                raise OSError(error.errno, message) from error
+            raise RuntimeError(message) from error  # torch reports a failed write as an enforce failure
+
+    def load_checkpoint(self, path, *args, **kwargs):
+        checkpoint = super().load_checkpoint(path, *args, **kwargs)
+        verify_content(checkpoint, path)  # corrupt tensor data loads without error: catch it before training on it
+        return checkpoint

@@ -2,12 +2,18 @@
 
 The configuration schema is the typed signatures of DiffusionModule and ShardDataModule (class_path +
 init_args for the backbone and the objective). On top of plain LightningCLI this adds:
-- `--ckpt_path last`: resume from the newest readable checkpoint under the run directory
-  (`trainer.default_root_dir`/checkpoints), falling back past unreadable ones with a warning;
-- checkpoints written atomically (last + every `--checkpoint_every_n_steps` steps, best-k on val/loss);
+- `--ckpt_path last`: resume from the readable checkpoint with the highest step under the run directory
+  (`trainer.default_root_dir`/checkpoints), verified against its content hash, falling back past corrupt
+  ones with a warning; with every checkpoint corrupt it fails instead of starting from scratch; a run that
+  already reached its budget is not trained again (the command says so and exits 0);
+- checkpoints written atomically and stamped with what they are (last + every `--checkpoint_every_n_steps`
+  steps, best-k on train/loss, and one final `last.ckpt` at the step where fit stops, which resumes exactly);
+- one `fit` per run folder at a time (RUN/.lock names the holder's PID);
+- SIGUSR1, SIGTERM and SIGINT: a checkpoint at the next step boundary, then a non-zero exit if the run did not
+  reach its budget;
 - `--wandb_project NAME`: log to Weights & Biases (online, or offline with WANDB_MODE=offline), and a
   resumed run continues the same W&B run (its id is stored in the checkpoint); a CSV logger otherwise;
-- `trainer.strategy` presets (ddp, fsdp, fsdp_hybrid, deepspeed_stage_2/3[_offload]) tuned by
+- `trainer.strategy` presets (ddp, fsdp2, fsdp, fsdp_hybrid, deepspeed_stage_2/3[_offload]) tuned by
   `--distributed.*`, the SLURM environment, a pre-flight check across ranks, and checkpoint-and-requeue on
   SIGUSR1 (lit_diffusion.distributed).
 """
@@ -24,16 +30,23 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
 from lit_diffusion.data.datamodule import ShardDataModule
 from lit_diffusion.distributed import StrategyOptions, config_hash, configure_trainer
-from lit_diffusion.runs import RunDirectory, find_resume_checkpoint, read_checkpoint_info
+from lit_diffusion.distributed.preemption import RequeueOnSignal
+from lit_diffusion.runs import CheckpointError, RunDirectory, find_resume_checkpoint, read_checkpoint_info
 from lit_diffusion.runs.layout import CSV_LOGGER_NAME
+from lit_diffusion.runs.metrics import drop_rows_after
 from lit_diffusion.training.checkpointing import AtomicCheckpointIO
+from lit_diffusion.training.config_checks import check_fit_config
 from lit_diffusion.training.final_checkpoint import FinalCheckpoint
+from lit_diffusion.training.run_checkpoint import CheckpointFields, RunCheckpoint, budget_reached
+from lit_diffusion.training.run_lock import RunFolderLocked, RunLock, is_global_rank_zero_process
 from lit_diffusion.training.module import DiffusionModule
 from lit_diffusion.training.preview import SamplePreview
+from lit_diffusion.training.progress import TrainingProgress
 
 log = logging.getLogger("lit_diffusion.training")
 # Trainer defaults of `lit-diffusion fit`; the SLURM launcher resolves job configs with the same ones
 TRAINER_DEFAULTS = {"max_epochs": -1, "log_every_n_steps": 10}
+_held_locks: list[RunLock] = []  # released by main() however the command ends
 
 
 class DiffusionCLI(LightningCLI):
@@ -51,17 +64,41 @@ class DiffusionCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         sub = self.config[self.subcommand]
         self._resume_from = None
+        self.nothing_to_do: str | None = None
+        root = Path(sub.trainer.default_root_dir or ".")
+        if self.subcommand == "fit" and is_global_rank_zero_process():
+            _held_locks.append(RunLock(root).acquire())  # before anything in the folder is read or written
         if sub.get("ckpt_path") == "last":
-            checkpoints = RunDirectory(sub.trainer.default_root_dir or ".").checkpoints
-            found = find_resume_checkpoint(checkpoints)
+            checkpoints = RunDirectory(root).checkpoints
+            found = find_resume_checkpoint(checkpoints)  # raises when every checkpoint there is corrupt
             sub.ckpt_path = str(found) if found is not None else None
             if found is None:
                 log.warning("--ckpt_path last: no checkpoint under %s; starting from scratch", checkpoints)
             else:
-                log.warning("resuming from %s", found)
+                log.info("resuming from %s", found)
+        check_fit_config(_plain(sub), self.subcommand, sub.get("ckpt_path"))  # impossible options fail here
         if sub.get("ckpt_path"):
             self._resume_from = sub.ckpt_path
+            if self.subcommand == "fit":
+                self._prepare_resume(sub, root, read_checkpoint_info(sub.ckpt_path))
         self._model_spec = _plain(sub.model)
+
+    def _prepare_resume(self, sub, root: Path, info) -> None:
+        """Say so and train nothing when the checkpoint has reached this command's budget; otherwise drop the CSV
+        rows of steps after it (a killed run logged them, the resume logs them again)."""
+        self.nothing_to_do = _budget_used(info, sub)
+        if self.nothing_to_do:
+            log.warning("%s: the run already finished (%s); nothing to train. Raise --trainer.max_steps, "
+                        "--model.max_images or --trainer.max_time to continue it", info.path, self.nothing_to_do)
+            return
+        removed = drop_rows_after(RunDirectory(root), info.global_step)
+        if removed:
+            log.warning("dropped %d CSV row(s) logged after step %d by the interrupted run", removed, info.global_step)
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        if getattr(self, "nothing_to_do", None):
+            return
+        super()._run_subcommand(subcommand)
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
@@ -78,12 +115,12 @@ class DiffusionCLI(LightningCLI):
         checkpoints = RunDirectory(root).checkpoints
         config["plugins"] = [AtomicCheckpointIO()] + list(config.get("plugins") or [])
         if self.subcommand == "fit" and not any(isinstance(c, ModelCheckpoint) for c in callbacks + list(config.get("callbacks") or [])):
-            callbacks = callbacks + [ModelCheckpoint(dirpath=checkpoints, save_last=True,
-                                                     every_n_train_steps=sub.checkpoint_every_n_steps,
-                                                     save_top_k=sub.keep_checkpoints,
-                                                     monitor="train/loss", mode="min")]
+            callbacks = callbacks + [RunCheckpoint(dirpath=checkpoints, save_last=True,
+                                                   every_n_train_steps=sub.checkpoint_every_n_steps,
+                                                   save_top_k=sub.keep_checkpoints,
+                                                   monitor="train/loss", mode="min")]
         if self.subcommand == "fit":
-            callbacks = callbacks + [FinalCheckpoint()]
+            callbacks = callbacks + [CheckpointFields(), FinalCheckpoint(), TrainingProgress()]
         if self.subcommand == "fit" and sub.preview_every_n_steps > 0:
             callbacks = callbacks + [SamplePreview(every_n_steps=sub.preview_every_n_steps, num_samples=64)]
         if config.get("logger") in (None, True):
@@ -98,6 +135,36 @@ class DiffusionCLI(LightningCLI):
             return CSVLogger(root, name=CSV_LOGGER_NAME)
         run_id = read_checkpoint_info(self._resume_from).wandb_run_id if self._resume_from else None
         return WandbLogger(project=project, save_dir=str(root), id=run_id, resume="allow" if run_id else None)
+
+
+def _max_time_seconds(value) -> float:
+    if not value:
+        return 0.0
+    from lightning.pytorch.callbacks import Timer  # Lightning parses "DD:HH:MM:SS", dicts and timedeltas
+
+    return float(Timer(duration=value)._duration or 0.0)
+
+
+def _budget_used(info, sub) -> str | None:
+    """Which of this command's limits the checkpoint has already reached (None: there is training left)."""
+    max_steps = sub.trainer.get("max_steps")
+    if max_steps is not None and 0 <= max_steps <= info.global_step:
+        return f"step {info.global_step} of max_steps {max_steps}"
+    max_images = _plain(sub.model).get("max_images")
+    if max_images is not None and info.images_seen >= max_images:
+        return f"{info.images_seen:,} images seen of max_images {max_images:,}"
+    max_time = _max_time_seconds(sub.trainer.get("max_time"))
+    if max_time and info.fit_finished and info.train_seconds >= 0.98 * max_time:
+        return f"{info.train_seconds:.1f} s in fit of max_time {max_time:.0f} s"
+    return None
+
+
+def _stop_signal(cli) -> int | None:
+    """The signal that stopped fit before it reached its budget, if one did."""
+    handler = next((c for c in cli.trainer.callbacks if isinstance(c, RequeueOnSignal)), None)
+    if handler is None or not handler.preempted or budget_reached(cli.trainer, cli.model):
+        return None
+    return handler.received
 
 
 def _strategy_options(sub) -> StrategyOptions:
@@ -151,10 +218,24 @@ def compose_fit_config(config_files: list[str | Path], overrides: list[str], set
 
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    cli = DiffusionCLI(DiffusionModule, ShardDataModule, args=argv, save_config_kwargs={"overwrite": True},
-                       trainer_defaults=TRAINER_DEFAULTS)
+    try:
+        cli = DiffusionCLI(DiffusionModule, ShardDataModule, args=argv, save_config_kwargs={"overwrite": True},
+                           trainer_defaults=TRAINER_DEFAULTS)
+    except (CheckpointError, RunFolderLocked) as error:  # the user's to act on: a message, not a traceback
+        log.error("%s", error)
+        return 2
+    finally:
+        while _held_locks:
+            _held_locks.pop().release()
+    if getattr(cli, "nothing_to_do", None):
+        return 0
     if isinstance(cli.trainer.logger, WandbLogger) and cli.trainer.is_global_zero:
         cli.trainer.logger.experiment.finish()  # flush the run files; a resumed job reopens the same id
+    stopped_by = _stop_signal(cli) if cli.subcommand == "fit" else None
+    if stopped_by is not None:
+        log.warning("stopped by signal %d before the end of the run; run the same command with --ckpt_path last "
+                    "to continue", stopped_by)
+        return 128 + stopped_by  # the shell convention for "ended by this signal"
     return 0
 
 

@@ -26,6 +26,11 @@ def gamma_from_sigma_rel(sigma_rel: float) -> float:
     return math.sqrt(lo * hi)
 
 
+def _local(tensor: torch.Tensor) -> torch.Tensor:
+    """The rank-local shard of a DTensor (FSDP2 parameter), the tensor itself otherwise."""
+    return tensor.to_local() if hasattr(tensor, "to_local") else tensor
+
+
 class EMA(nn.Module):
     """A shadow copy of a model, updated after each optimiser step.
 
@@ -44,6 +49,7 @@ class EMA(nn.Module):
         self.gamma = None if sigma_rel is None else gamma_from_sigma_rel(sigma_rel)
         self.shadow = copy.deepcopy(model).requires_grad_(False).eval()
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+        self._count: int | None = None  # host mirror of num_updates: beta needs it every step, a read would sync
 
     def beta(self, t: int) -> float:
         """Decay at update t (1-based)."""
@@ -51,12 +57,26 @@ class EMA(nn.Module):
             return self.decay
         return (1.0 - 1.0 / t) ** (self.gamma + 1.0)
 
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._count = None  # re-read num_updates once, at the next update
+
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        self.num_updates += 1
-        beta = self.beta(int(self.num_updates))
+        """One EMA step, without a host sync. Under FSDP2 the shadow is sharded exactly like the model
+        (lit_diffusion.distributed.fsdp2), so each rank averages its own shards: no gather, no communication."""
+        if self._count is None:
+            self._count = int(self.num_updates)  # once per fit (or after a load), not per step
+        self._count += 1
+        self.num_updates.fill_(self._count)
+        beta = self.beta(self._count)
+        ema_params, params = [], []
         for ema_p, p in zip(self.shadow.parameters(), model.parameters()):
-            ema_p.lerp_(p.detach().to(ema_p.dtype), 1.0 - beta)
+            ema_p, p = _local(ema_p), _local(p.detach())
+            ema_params.append(ema_p)
+            params.append(p if p.dtype == ema_p.dtype else p.to(ema_p.dtype))
+        if ema_params:  # one fused kernel launch per dtype/device group instead of one per tensor
+            torch._foreach_lerp_(ema_params, params, 1.0 - beta)
         for ema_b, b in zip(self.shadow.buffers(), model.buffers()):
             ema_b.copy_(b)
 

@@ -12,8 +12,76 @@ from torch import nn
 from lit_diffusion.objectives.base import DiffusionObjective
 from lit_diffusion.training.ema import EMA
 from lit_diffusion.training.schedule import LRSchedule
+from lit_diffusion.distributed.throughput import Throughput
 
 LOSS_BINS = 10  # the loss is also logged in 10 equal bins of t
+HOST_READS = {"count": 0}  # host reads (device -> host syncs) made by this module; the sync-count test reads it
+
+
+def read_to_host(tensor: torch.Tensor) -> list:
+    """The one place the training step reads device values on the host: a sync on CUDA, so it is only called
+    every `log_every_n_steps` steps and before a checkpoint, never on a steady-state step."""
+    HOST_READS["count"] += 1
+    return tensor.tolist()
+
+
+class StepWindow:
+    """Training statistics summed on the device between two log steps, so the step itself never waits for the
+    device: loss, non-finite losses (and the first one's index in the window), gradient norms, and the loss
+    and sample count per t bin. One packed float64 vector, read once per window by `read_to_host`."""
+
+    LOSS, STEPS, BAD, FIRST_BAD, BAD_VALUE, GRAD, GRADS = range(7)
+    BINS = 7  # bin sums at BINS..BINS+LOSS_BINS, bin counts after them
+
+    def __init__(self):
+        self.buffer: torch.Tensor | None = None
+        self.first_step = 0  # global step of the window's first step
+
+    def _buf(self, device) -> torch.Tensor:
+        if self.buffer is None or self.buffer.device != device:
+            self.buffer = torch.zeros(self.BINS + 2 * LOSS_BINS, dtype=torch.float64, device=device)
+        return self.buffer
+
+    def add_loss(self, loss: torch.Tensor, per_sample: torch.Tensor, t: torch.Tensor) -> None:
+        buf = self._buf(loss.device)
+        bad = ~torch.isfinite(loss.detach())
+        buf[self.STEPS] += 1
+        # index (1-based) in the window of the first non-finite loss, 0 while all are finite
+        first = bad & (buf[self.FIRST_BAD] == 0)
+        buf[self.FIRST_BAD] = torch.where(first, buf[self.STEPS], buf[self.FIRST_BAD])
+        buf[self.BAD_VALUE] = torch.where(first, loss.detach().to(buf.dtype), buf[self.BAD_VALUE])
+        buf[self.BAD] += bad
+        buf[self.LOSS] += loss.detach()
+        bins = torch.clamp((t.detach() * LOSS_BINS).long(), 0, LOSS_BINS - 1)
+        buf[self.BINS:self.BINS + LOSS_BINS].index_add_(0, bins, per_sample.detach().to(buf.dtype))
+        buf[self.BINS + LOSS_BINS:].index_add_(0, bins, torch.ones_like(bins, dtype=buf.dtype))
+
+    def add_grad_norm(self, norm: torch.Tensor) -> None:
+        if hasattr(norm, "full_tensor"):  # FSDP2: the norm of DTensor gradients is itself a DTensor
+            norm = norm.full_tensor()
+        buf = self._buf(norm.device)
+        buf[self.GRAD] += norm.detach()
+        buf[self.GRADS] += 1
+
+    def read(self, next_first_step: int | None) -> dict | None:
+        """Host values of the window (one sync), None if empty. With `next_first_step` a fresh window starts
+        there; without, the window goes on (a check before a checkpoint)."""
+        if self.buffer is None:
+            self.first_step = self.first_step if next_first_step is None else next_first_step
+            return None
+        v = read_to_host(self.buffer)
+        first = self.first_step
+        if next_first_step is not None:
+            self.buffer.zero_()
+            self.first_step = next_first_step
+        steps = int(v[self.STEPS])
+        if steps == 0:
+            return None
+        counts = v[self.BINS + LOSS_BINS:]
+        return {"first_step": first, "steps": steps, "bad": int(v[self.BAD]),
+                "first_bad": first + int(v[self.FIRST_BAD]) - 1, "bad_value": v[self.BAD_VALUE], "last_step": first + steps - 1,
+                "loss": v[self.LOSS] / steps, "grad_norm": v[self.GRAD] / v[self.GRADS] if v[self.GRADS] else None,
+                "bins": {b: v[self.BINS + b] / c for b, c in enumerate(counts) if c}}
 
 
 class DiffusionModule(pl.LightningModule):
@@ -43,6 +111,8 @@ class DiffusionModule(pl.LightningModule):
         if not isinstance(objective, DiffusionObjective):
             raise TypeError(f"DiffusionModule: objective must be a lit_diffusion objective, got {type(objective).__name__}")
         self.backbone, self.objective = backbone, objective
+        # an objective's own trainable part (sCM's adaptive weighting) trains, moves and is saved with the model
+        self.objective_weights = getattr(objective, "adaptive_weight", None)
         self.max_images, self.lr, self.betas, self.weight_decay = int(max_images), float(lr), tuple(betas), weight_decay
         self.schedule = schedule or LRSchedule()
         self.ema = EMA(backbone, decay=ema_decay, sigma_rel=ema_sigma_rel)
@@ -54,7 +124,8 @@ class DiffusionModule(pl.LightningModule):
         self.sample_shape: tuple[int, ...] | None = None  # one training sample's shape, for generation
         self.noise_generator: torch.Generator | None = None
         self._pending_generator_state: torch.Tensor | None = None
-        self._step_started = None
+        self.window = StepWindow()
+        self.throughput: Throughput | None = None  # images/s, TFLOP/s and MFU, set up at the first step
         if init_from is not None:
             self._init_weights_from(init_from)
         self.save_hyperparameters(ignore=["backbone", "objective", "schedule"])
@@ -77,6 +148,9 @@ class DiffusionModule(pl.LightningModule):
             self.backbone.compile()
             self._compiled = True
 
+    def on_train_start(self) -> None:
+        self.window.first_step = self.global_step  # after a resume the first window starts at the restored step
+
     def on_fit_start(self) -> None:
         self._fit_clock = (time.perf_counter(), self.train_seconds)
         teacher = getattr(self.objective, "teacher_net", None)
@@ -85,7 +159,10 @@ class DiffusionModule(pl.LightningModule):
 
     def configure_optimizers(self):
         fused = self.device.type == "cuda"
-        return torch.optim.AdamW(self.backbone.parameters(), lr=self.lr, betas=self.betas,
+        params = [*self.backbone.parameters()]
+        if self.objective_weights is not None:
+            params += list(self.objective_weights.parameters())
+        return torch.optim.AdamW(params, lr=self.lr, betas=self.betas,
                                  weight_decay=self.weight_decay, fused=fused or None)
 
     def _generator(self) -> torch.Generator:
@@ -107,30 +184,31 @@ class DiffusionModule(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         x0, cond, noise = self._inputs(batch)
         self.sample_shape = tuple(x0.shape[1:])
-        self.objective.set_training_step(self.global_step)
+        self.objective.set_training_step(self.global_step, progress=min(1.0, self.images_seen / self.max_images))
         out = self.objective.loss_with_diagnostics(self.backbone, x0, cond, generator=self._generator(), noise=noise)
         loss = out.loss.mean()
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"loss is {loss.item()} at step {self.global_step} ({self.images_seen} images seen); training "
-                "stopped and no checkpoint was written for this step, the last good one is kept")
-        batch_images = x0.shape[0] * self.trainer.world_size
-        self.images_seen += batch_images
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("train/images_seen", float(self.images_seen))
-        per_sample = out.loss.detach()
-        bins = torch.clamp((out.t.detach() * LOSS_BINS).long(), max=LOSS_BINS - 1)
-        sums = torch.zeros(LOSS_BINS, dtype=per_sample.dtype, device=per_sample.device).index_add_(0, bins, per_sample)
-        for b, count in enumerate(torch.bincount(bins, minlength=LOSS_BINS).tolist()):  # one host sync for all bins
-            if count:
-                self.log(f"train/loss_t{b / LOSS_BINS:.1f}", sums[b] / count)
+        # no host sync here: finiteness and the per-t-bin losses accumulate on the device and are read every
+        # log_every_n_steps steps and before any checkpoint (_check_window)
+        self.window.add_loss(loss, out.loss, out.t)
+        self.images_seen += x0.shape[0] * self.trainer.world_size
         return loss
 
     def on_train_batch_start(self, batch, batch_idx):
-        self._step_started = time.perf_counter()
+        if self.throughput is None:
+            self.throughput = Throughput(self.device, self.global_step, self.images_seen)
+            self.throughput.count_flops(self.backbone, lambda: self._flops_probe(batch))
         factor = self.schedule.factor(self.images_seen, self.max_images)
         for group in self.optimizers().param_groups if self._has_optimizer() else []:
             group["lr"] = self.lr * factor
+
+    def _flops_probe(self, batch) -> None:
+        """The training step's forward and backward on this batch, for the FLOP counter: gradients are
+        returned, not accumulated, and the noise comes from its own generator, so nothing the real step uses
+        changes (the real step is not run under the counter, which can change kernel choices)."""
+        x0, cond, noise = self._inputs(batch)
+        g = torch.Generator(device=self.device).manual_seed(0)
+        loss = self.objective.loss(self.backbone, x0, cond, generator=g, noise=noise).mean()
+        torch.autograd.grad(loss, [p for p in self.backbone.parameters() if p.requires_grad], allow_unused=True)
 
     def _has_optimizer(self) -> bool:
         return self.trainer is not None and len(self.trainer.optimizers) > 0
@@ -138,8 +216,12 @@ class DiffusionModule(pl.LightningModule):
     def on_before_optimizer_step(self, optimizer):
         grads = [p.grad for p in self.backbone.parameters() if p.grad is not None]
         if grads:
-            self.log("train/grad_norm", torch.nn.utils.get_total_norm(grads))
-        self.log("train/lr", optimizer.param_groups[0]["lr"])
+            self.window.add_grad_norm(torch.nn.utils.get_total_norm(grads))
+        # read and log here, inside the step: Lightning writes what this step logged right after it (a log in
+        # on_train_batch_end would land on the next step's row), and a non-finite loss stops before the update
+        every, step = self.trainer.log_every_n_steps, self.global_step + 1
+        if every and (step % every == 0 or self.images_seen >= self.max_images or self.trainer.should_stop):
+            self._check_window(log=True, next_first_step=step)
 
     def optimizer_step(self, *args, **kwargs):
         # the EMA follows each optimiser step inside the step itself, so that a checkpoint written by
@@ -148,11 +230,40 @@ class DiffusionModule(pl.LightningModule):
         self.ema.update(self.backbone)
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
-        if self._step_started is not None:
-            seconds = time.perf_counter() - self._step_started
-            self.log("train/images_per_second", batch["x"].shape[0] * self.trainer.world_size / max(seconds, 1e-9))
         if self.images_seen >= self.max_images:
             self.trainer.should_stop = True
+
+    def on_train_end(self) -> None:
+        self._check_window(log=False)  # a non-finite loss in the last, unlogged steps still fails the run
+
+    def _check_window(self, log: bool, next_first_step: int | None = None) -> None:
+        """Read the window (one host sync), raise on a non-finite loss; with `log`, log the window's means
+        and start a new window at `next_first_step`."""
+        stats = self.window.read(next_first_step if log else None)
+        if stats is None:
+            return
+        if stats["bad"]:
+            raise FloatingPointError(
+                f"loss is {stats['bad_value']} at step {stats['first_bad']} (the first non-finite loss of steps "
+                f"{stats['first_step']}..{stats['last_step']}, checked every {self.trainer.log_every_n_steps} steps "
+                f"and before each checkpoint; {self.images_seen} images seen); training stopped and no checkpoint "
+                "was written after it, the last good one is kept")
+        if log:
+            self._log_window(stats)
+
+    def _log_window(self, stats: dict) -> None:
+        optimizer = self.optimizers() if self._has_optimizer() else None
+        values = {"train/loss": stats["loss"], "train/images_seen": float(self.images_seen)}
+        values |= {f"train/loss_t{b / LOSS_BINS:.1f}": v for b, v in stats["bins"].items()}
+        if stats["grad_norm"] is not None:
+            values["train/grad_norm"] = stats["grad_norm"]
+        if optimizer is not None:
+            values["train/lr"] = optimizer.param_groups[0]["lr"]
+        rates = self.throughput.window(self.global_step + 1, self.images_seen) if self.throughput else {}
+        values |= {f"train/{k}": v for k, v in rates.items()}
+        for name, value in values.items():
+            # host tensors: Lightning re-reads progress-bar values every batch, which must not touch the device
+            self.log(name, torch.tensor(value, dtype=torch.float32), prog_bar=name == "train/loss")
 
     def validation_step(self, batch, batch_idx):
         x0, cond, noise = self._inputs(batch)
@@ -170,6 +281,7 @@ class DiffusionModule(pl.LightningModule):
 
     # -- checkpoints ---------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint):
+        self._check_window(log=False)  # never write a checkpoint after a non-finite loss
         checkpoint["images_seen"] = self.images_seen
         if self._fit_clock is not None:
             start, before = self._fit_clock

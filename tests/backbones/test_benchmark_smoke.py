@@ -30,3 +30,23 @@ def test_benchmark_prints_command_and_table(capsys):
 def test_benchmark_rejects_unknown_preset():
     with pytest.raises(SystemExit):
         load_benchmark().parse_args(["--presets", "dit:huge"])
+
+
+@pytest.mark.slow
+def test_gpu_acceptance_tiny_runs_every_section_on_the_cpu(tmp_path):
+    """benchmarks/gpu_acceptance.py --tiny: every section on toy sizes, so the GPU script never rots. It runs
+    in a subprocess: its FSDP2 section starts a 1-rank gloo process group, which must not leak into pytest."""
+    import json
+    import subprocess
+    import sys
+
+    script = SCRIPT.with_name("gpu_acceptance.py")
+    done = subprocess.run([sys.executable, str(script), "--tiny", "--out", str(tmp_path)], capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads((tmp_path / "acceptance.json").read_text())
+    for section in ("train", "no_sync", "sharded", "resume", "sampling", "loader", "lightning"):
+        assert section in results and "error" not in results[section], section
+    assert results["resume"]["bitwise"] is True  # float32 on the CPU: exact
+    assert results["no_sync"]["host_reads_in_3_steps"] == 0
+    assert "| train | DiT-debug |" in (tmp_path / "acceptance.md").read_text()

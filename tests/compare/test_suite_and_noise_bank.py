@@ -59,3 +59,15 @@ def test_noise_bank_is_independent_of_batching_and_ranks():
     for i in range(10):
         assert torch.equal(by_rank[i][0], whole[i]) and by_rank[i][1] == i % 3
     assert not torch.equal(whole, torch.cat([n for _, n, _ in NoiseBank((1, 4, 4), 10, seed=4).batches(10)]))
+
+
+@pytest.mark.parametrize("extra,message", [
+    ("seeds: '12'\n", r"seeds must be a list of integers, e.g. \[0, 1, 2\], got '12'"),
+    ("budget: {max_images: abc}\n", "budget.max_images must be an integer, got 'abc'"),
+    ("evaluation: {num_samples: 1.5}\n", "evaluation.num_samples must be an integer, got 1.5"),
+])
+def test_suite_values_of_the_wrong_type_are_named(tmp_path, extra, message):
+    path = tmp_path / "suite.yaml"
+    path.write_text("name: x\nout: o\nbase_config: b\nshards: s\nobjectives: []\n" + extra)
+    with pytest.raises(SuiteError, match=message):
+        load_suite(path)

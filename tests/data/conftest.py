@@ -17,6 +17,19 @@ from lit_diffusion.data.sources import ArrayImageSource, digits_source
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _inferred_cache(tmp_path_factory):
+    """The descriptions inferred for shards without dataset.json are cached in a scratch folder, not ~/.cache."""
+    folder = tmp_path_factory.mktemp("cache")
+    before = os.environ.get("LIT_DIFFUSION_CACHE")
+    os.environ["LIT_DIFFUSION_CACHE"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("LIT_DIFFUSION_CACHE", None)
+    else:
+        os.environ["LIT_DIFFUSION_CACHE"] = before
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     path = Path(os.environ.get("LIT_DIFFUSION_SHARED_DATA", REPO.parent / "shared" / "data"))

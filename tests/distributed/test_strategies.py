@@ -36,15 +36,15 @@ def test_presets_build_for_the_backbone(dit):
 
 
 def test_bad_presets_and_options_are_named(dit):
-    with pytest.raises(ValueError, match="unknown preset 'fsdp2'"):
-        build_strategy("fsdp2", dit)
+    with pytest.raises(ValueError, match="unknown preset 'fsdp3'"):
+        build_strategy("fsdp3", dit)
     with pytest.raises(ValueError, match="fsdp_hybrid contradicts --distributed.sharding full"):
         build_strategy("fsdp_hybrid", dit, StrategyOptions(sharding="full"))
     with pytest.raises(ValueError, match="timeout_minutes"):
         StrategyOptions(timeout_minutes=0)
     with pytest.raises(TypeError, match="block_class"):
         block_class_of(torch.nn.Linear(2, 2))
-    assert set(PRESETS) >= {"ddp", "fsdp", "deepspeed_stage_2", "deepspeed_stage_3"}
+    assert set(PRESETS) >= {"ddp", "fsdp", "fsdp2", "deepspeed_stage_2", "deepspeed_stage_3"}
 
 
 @pytest.mark.skipif(__import__("importlib").util.find_spec("deepspeed") is not None, reason="deepspeed is installed")

@@ -22,12 +22,26 @@ class CountingNet(torch.nn.Module):
         return self.net(x, t, cond)
 
 
+class CountingMeanFlowNet(CountingNet):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = MLP(2, 32, 1, second_time=True)
+
+    def forward(self, x, t, cond=None, r=None):
+        self.calls += 1
+        return self.net(x, t, cond, r=r)
+
+
 @pytest.mark.parametrize("sampler", sorted(SAMPLERS))
-@pytest.mark.parametrize("objective", [DDPM(discrete=False), FlowMatching(), make_objective("consistency_training")],
-                         ids=["ddpm", "fm", "ct"])
+@pytest.mark.parametrize("objective", [DDPM(discrete=False), FlowMatching(), make_objective("consistency_training"),
+                                       make_objective("mean_flow")], ids=["ddpm", "fm", "ct", "meanflow"])
 def test_reported_nfe_is_the_number_of_network_calls(sampler, objective):
+    mean_flow = type(objective).__name__ == "MeanFlow"
+    if (sampler == "mean_flow") != mean_flow and (sampler == "mean_flow" or sampler == "adaptive"):
+        pytest.skip("the mean_flow sampler needs an average-velocity network (MeanFlow); adaptive is covered above")
     # (continuous DDPM: the discrete path's 1000 kinks make an adaptive solver crawl, by design)
-    net = CountingNet()
+    net = CountingMeanFlowNet() if mean_flow else CountingNet()
     out = objective.sample_with_info(net, torch.randn(4, 2), sampler=sampler, nfe=7,
                                      generator=torch.Generator().manual_seed(0))
     assert out.nfe == net.calls

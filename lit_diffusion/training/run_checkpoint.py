@@ -1,0 +1,89 @@
+"""What every checkpoint records about itself, and the one final checkpoint of a fit.
+
+Lightning (2.6) ends a fit that stops mid-epoch (max_steps, the image budget, max_time) by finishing the
+epoch: its epoch-end and train-end saves store `epoch: 1` with the epoch marked done, and a resume from them
+starts a new epoch instead of continuing the data stream (issue 16, fault 1); with a version counter they also
+land in `last-v1.ckpt`. Here the final checkpoint is written at the step boundary where fit stops, exactly
+like a mid-run checkpoint (which resumes bitwise), and the epoch-end/train-end saves of that same step are
+skipped."""
+from __future__ import annotations
+
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer
+
+from lit_diffusion.runs.checkpoint_info import RUN_FIELDS
+
+
+def budget_reached(trainer, pl_module) -> bool:
+    """Whether fit has reached what it was asked to do: max_steps, the module's image budget, or max_time
+    (the Timer callback, which runs before checkpoint callbacks, has already set should_stop)."""
+    if trainer.max_steps is not None and 0 <= trainer.max_steps <= trainer.global_step:
+        return True
+    max_images = getattr(pl_module, "max_images", None)
+    if max_images is not None and getattr(pl_module, "images_seen", 0) >= max_images:
+        return True
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    return bool(trainer.should_stop and timer is not None and timer._duration is not None
+                and timer.time_elapsed() >= timer._duration)
+
+
+def _in_train_batch_end(trainer) -> bool:
+    """Between a batch's optimiser step and the loop marking it completed: the step's row is not logged yet."""
+    current = trainer.fit_loop.epoch_loop.batch_progress.current
+    return trainer.training and current.processed > current.completed
+
+
+def _log_step_row_now(trainer) -> None:
+    """Log this step's metrics row before its checkpoint is written (a kill -9 right after the checkpoint would
+    otherwise lose the row, and the resume never trains that step again), and skip the loop's own logging of
+    the same row. Metrics a LightningModule logs in its own on_train_batch_end come too late for this row."""
+    connector = trainer._logger_connector
+    if "update_train_step_metrics" in vars(connector):  # already logged early at this step
+        return
+    connector.update_train_step_metrics()
+
+    def skip_once() -> None:
+        del connector.update_train_step_metrics
+
+    connector.update_train_step_metrics = skip_once
+
+
+def flush_loggers(trainer) -> None:
+    """Everything logged so far onto disk before a checkpoint claims the step (CSV rows). W&B offline runs are
+    not covered: wandb 0.31's service buffers their records until the run finishes and offers no flush."""
+    for logger in trainer.loggers:
+        logger.save()
+
+
+class CheckpointFields(Callback):
+    """Stamps every checkpoint with what it is (the content hash is added by AtomicCheckpointIO), and puts the
+    logs of the step on disk first."""
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        if _in_train_batch_end(trainer):
+            _log_step_row_now(trainer)
+        flush_loggers(trainer)
+        checkpoint[RUN_FIELDS] = {"global_step": int(trainer.global_step),
+                                  "images_seen": int(getattr(pl_module, "images_seen", 0)),
+                                  "fit_finished": budget_reached(trainer, pl_module)}
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint that writes `last.ckpt` (never `last-vN.ckpt`: a moved or copied run folder keeps one
+    last file) at the step where fit stops, and nothing more at that epoch's end or the train end."""
+
+    saves_last_on_stop = True  # tells the preemption handler not to mark this step as saved for us
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, enable_version_counter=False, **kwargs)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        stopping = trainer.should_stop or budget_reached(trainer, pl_module)
+        if stopping and self.save_last and self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+            self._last_global_step_saved = trainer.global_step
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self._last_global_step_saved == trainer.global_step:
+            return  # this step is on disk; a train-end save would store the epoch as done
+        super().on_train_end(trainer, pl_module)

@@ -1,0 +1,93 @@
+"""MeanFlow against the closed form: for Gaussian data the PF-ODE flow map keeps each coordinate's
+standardised value, so the exact average velocity u(z, r, t) is known (objectives/flow_map_oracle.py)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lit_diffusion.backbones import MLP
+from lit_diffusion.objectives import GaussianMixture, RectifiedFlow, oracle_network
+from lit_diffusion.objectives.flow_map_oracle import GaussianFlowMap
+from lit_diffusion.objectives.mean_flow import MeanFlow
+from lit_diffusion.objectives.paths import LinearPath
+
+MEAN, STD = torch.tensor([1.0, -0.5], dtype=torch.float64), torch.tensor([0.5, 2.0], dtype=torch.float64)
+ORACLE = GaussianFlowMap(MEAN, STD, LinearPath())
+
+
+def data(n, seed=0):
+    return MEAN + STD * torch.randn(n, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def perturbed(net, scale=1.1, shift=0.05):
+    return lambda z, t, cond=None, r=None: scale * net(z, t, cond, r=r) + shift
+
+
+def test_meanflow_identity_holds_exactly_for_the_exact_average_velocity():
+    obj, net = MeanFlow(ratio=1.0), ORACLE.mean_flow_net()
+    g = torch.Generator().manual_seed(1)
+    r, t = (v.double() for v in obj.sample_times(512, g))
+    z = (1 - t)[:, None] * data(512) + t[:, None] * torch.randn(512, 2, generator=g, dtype=torch.float64)
+    v = ORACLE.velocity(z, t)  # the marginal (PF-ODE) velocity
+    u, u_tgt = obj.target(net, z, r, t, v, None)
+    assert float((u - u_tgt).abs().max()) < 1e-8
+    u, u_tgt = obj.target(perturbed(net), z, r, t, v, None)
+    assert float((u - u_tgt).abs().max()) > 1e-2
+
+
+def test_loss_vanishes_at_the_exact_network_and_grows_when_perturbed():
+    # with the exact velocity as teacher (distillation) the loss is zero; with the conditional velocity it
+    # is the irreducible variance, minimal at the exact network
+    teacher = RectifiedFlow()
+    mixture = GaussianMixture(MEAN[None], torch.diag(STD**2)[None])
+    distil = MeanFlow(ratio=0.5, adaptive_p=0.0, teacher=teacher, teacher_net=oracle_network(mixture, teacher))
+    plain = MeanFlow(ratio=0.5, adaptive_p=0.0)
+    net, x0 = ORACLE.mean_flow_net(), data(4096)
+    losses = {}
+    for name, obj in [("distil", distil), ("plain", plain)]:
+        for label, f in [("exact", net), ("perturbed", perturbed(net))]:
+            losses[name, label] = float(obj.loss(f, x0, generator=torch.Generator().manual_seed(3)).mean())
+    assert losses["distil", "exact"] < 1e-10
+    assert losses["distil", "perturbed"] > 1e-3
+    assert losses["plain", "perturbed"] > losses["plain", "exact"] + 1e-3
+
+
+@pytest.mark.parametrize("nfe", [1, 2])
+def test_sampling_with_the_exact_network_reproduces_mean_and_covariance(nfe):
+    obj, n = MeanFlow(), 20_000
+    noise = torch.randn(n, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    out = obj.sample_with_info(ORACLE.mean_flow_net(), noise, nfe=nfe)
+    assert out.nfe == nfe
+    torch.testing.assert_close(out.x0.mean(0), MEAN, atol=4 * float(STD.max()) / n**0.5, rtol=0)
+    torch.testing.assert_close(torch.cov(out.x0.T), torch.diag(STD**2), atol=0.06, rtol=0.03)
+
+
+def test_bad_input_is_named():
+    obj = MeanFlow()
+    with pytest.raises(ValueError, match="r must not exceed t"):
+        obj.average_velocity(ORACLE.mean_flow_net(), torch.zeros(2, 2), 0.9, 0.5)
+    with pytest.raises(ValueError, match="second time input r.*second_time=True"):
+        obj.loss(MLP(2, 16, 1), torch.randn(4, 2))
+    with pytest.raises(ValueError, match="second time input r"):
+        obj.loss(lambda x, t, cond=None: x, torch.randn(4, 2))
+    with pytest.raises(ValueError, match="ratio"):
+        MeanFlow(ratio=1.5)
+
+
+def _moment_error(x):
+    return float((x.mean(0).double() - MEAN).abs().sum() + (x.std(0).double() - STD).abs().sum())
+
+
+def test_meanflow_trains_in_a_plain_loop_on_its_defaults():
+    torch.manual_seed(0)
+    net, obj = MLP(2, 64, 2, second_time=True), MeanFlow()
+    noise = torch.randn(4000, 2, generator=torch.Generator().manual_seed(9))
+    untrained = _moment_error(obj.sample(net, noise))
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(150):
+        loss = obj.loss(net, data(256, seed=int(torch.randint(0, 10**6, (1,), generator=g))).float(), generator=g).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert _moment_error(obj.sample(net, noise)) < 0.5 * untrained  # 1 step, default sampler
