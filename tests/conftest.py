@@ -27,3 +27,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def digits_shards(tmp_path_factory):
+    """Small real shards (the embedded digits at 16x16) built through the real data CLI."""
+    from lit_diffusion.cli import main as cli_main
+
+    out = tmp_path_factory.mktemp("digits16")
+    assert cli_main(["data", "build", "digits", "--out", str(out), "--resolution", "16", "--no-progress", "--workers", "0",
+                     "--overwrite"]) == 0
+    return out

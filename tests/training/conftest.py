@@ -1,15 +1,8 @@
-"""Shared fixtures for training tests: small real shards built through the real data CLI."""
+"""Shared fixtures for training tests: MNIST test shards built through the real data CLI (the digits are in
+tests/conftest.py)."""
 import pytest
 
 from lit_diffusion.cli import main as cli_main
-
-
-@pytest.fixture(scope="session")
-def digits_shards(tmp_path_factory):
-    out = tmp_path_factory.mktemp("digits16")
-    assert cli_main(["data", "build", "digits", "--out", str(out), "--resolution", "16", "--no-progress", "--workers", "0",
-                     "--overwrite"]) == 0
-    return out
 
 
 @pytest.fixture(scope="session")
