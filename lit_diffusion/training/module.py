@@ -124,6 +124,7 @@ class DiffusionModule(pl.LightningModule):
         self.sample_shape: tuple[int, ...] | None = None  # one training sample's shape, for generation
         self.noise_generator: torch.Generator | None = None
         self._pending_generator_state: torch.Tensor | None = None
+        self._pending_rng_state: tuple = (None, None)  # global RNG states of a checkpoint, set at the first batch
         self.window = StepWindow()
         self.throughput: Throughput | None = None  # images/s, TFLOP/s and MFU, set up at the first step
         if init_from is not None:
@@ -194,6 +195,7 @@ class DiffusionModule(pl.LightningModule):
         return loss
 
     def on_train_batch_start(self, batch, batch_idx):
+        self._restore_rng_state()
         if self.throughput is None:
             self.throughput = Throughput(self.device, self.global_step, self.images_seen)
             self.throughput.count_flops(self.backbone, lambda: self._flops_probe(batch))
@@ -207,8 +209,10 @@ class DiffusionModule(pl.LightningModule):
         changes (the real step is not run under the counter, which can change kernel choices)."""
         x0, cond, noise = self._inputs(batch)
         g = torch.Generator(device=self.device).manual_seed(0)
-        loss = self.objective.loss(self.backbone, x0, cond, generator=g, noise=noise).mean()
-        torch.autograd.grad(loss, [p for p in self.backbone.parameters() if p.requires_grad], allow_unused=True)
+        # dropout draws from the global RNG: fork it, or a resumed run (which probes again) would drift
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            loss = self.objective.loss(self.backbone, x0, cond, generator=g, noise=noise).mean()
+            torch.autograd.grad(loss, [p for p in self.backbone.parameters() if p.requires_grad], allow_unused=True)
 
     def _has_optimizer(self) -> bool:
         return self.trainer is not None and len(self.trainer.optimizers) > 0
@@ -309,10 +313,17 @@ class DiffusionModule(pl.LightningModule):
             self.sample_shape = tuple(checkpoint["sample_shape"])
         self._pending_generator_state = checkpoint.get("noise_generator")
         self.noise_generator = None
-        if "torch_rng" in checkpoint:
-            torch.set_rng_state(checkpoint["torch_rng"])
-        if "cuda_rng" in checkpoint and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(checkpoint["cuda_rng"])
+        # restored at the first batch, not now: creating the data-loader iterator draws a base seed from the
+        # global RNG after this, which the uninterrupted run drew before the stored state (dropout would drift)
+        self._pending_rng_state = (checkpoint.get("torch_rng"), checkpoint.get("cuda_rng"))
+
+    def _restore_rng_state(self) -> None:
+        cpu, cuda = self._pending_rng_state
+        self._pending_rng_state = (None, None)
+        if cpu is not None:
+            torch.set_rng_state(cpu)
+        if cuda is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(cuda)
 
     # -- sampling ------------------------------------------------------------------------------------
     @torch.no_grad()
