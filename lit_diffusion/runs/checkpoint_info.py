@@ -53,13 +53,25 @@ def content_hash(checkpoint: dict) -> str:
     return h.hexdigest()
 
 
+_verified: set[tuple] = set()  # files whose content matched their hash in this process (unchanged since)
+
+
+def _file_stamp(path: str | Path) -> tuple:
+    stat = Path(path).stat()
+    return str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns
+
+
 def verify_content(checkpoint: dict, path: str | Path) -> None:
     """Raise CheckpointError if the stored hash does not match the content (checkpoints written before the hash
-    existed have none and pass)."""
+    existed have none and pass). A file verified once (the resume lookup) is not hashed again when loaded."""
     expected = (checkpoint.get(RUN_FIELDS) or {}).get(HASH_FIELD)
-    if expected is not None and content_hash(checkpoint) != expected:
+    stamp = _file_stamp(path)
+    if expected is None or stamp in _verified:
+        return
+    if content_hash(checkpoint) != expected:
         raise CheckpointError(f"checkpoint {path} is corrupt: its content does not match the sha256 recorded "
                               "when it was written")
+    _verified.add(stamp)
 
 
 @dataclass(frozen=True)
@@ -119,24 +131,17 @@ def readable(path: Path) -> bool:
 
 
 def _ranked(candidates: list[Path]) -> list[Path]:
-    """Highest step first (then images seen, then a finished fit, then modification time); files whose
-    fields cannot even be read go last, still to be tried and reported."""
-    def key(path: Path):
+    """The checkpoints whose fields can be read, highest step first (then images seen, then a finished fit,
+    then modification time); the others (torn, or not a checkpoint) are reported and dropped."""
+    keyed = []
+    for path in candidates:
         try:
             info = read_checkpoint_info(path)
-            return (1, info.global_step, info.images_seen, info.fit_finished, path.stat().st_mtime_ns)
-        except Exception as error:  # its fields cannot be read: the file is torn or not a checkpoint
+        except Exception as error:
             _warn_unreadable(path, error)
-            return (0, 0, 0, False, path.stat().st_mtime_ns)
-    return sorted(candidates, key=key, reverse=True)
-
-
-def _has_fields(path: Path) -> bool:
-    try:
-        read_checkpoint(path)
-        return True
-    except Exception:
-        return False
+            continue
+        keyed.append(((info.global_step, info.images_seen, info.fit_finished, path.stat().st_mtime_ns), path))
+    return [path for _, path in sorted(keyed, key=lambda pair: pair[0], reverse=True)]
 
 
 def find_resume_checkpoint(directory: str | Path) -> Path | None:
@@ -147,8 +152,7 @@ def find_resume_checkpoint(directory: str | Path) -> Path | None:
     if not directory.is_dir():
         return None
     candidates = [p for p in directory.rglob("*.ckpt") if p.is_file()]
-    ranked = _ranked(candidates)
-    for path in ranked[:sum(1 for p in ranked if _has_fields(p))]:  # the unparseable were reported while ranking
+    for path in _ranked(candidates):
         if readable(path):
             return path
     if candidates:
