@@ -47,7 +47,7 @@ def reflow(*, ckpt: str, num: int, out: str, sampler: str = "heun", nfe: int = 3
         print(f"note: reflow from a {type(module.objective).__name__} model; the pairs are its ODE couplings",
               file=sys.stderr)
     # why: a conditional model sampled without labels gets the null class, untrained at label dropout 0
-    num_classes = getattr(module.backbone, "num_classes", 0) if module.conditional else 0
+    num_classes = module.sample_classes
     noises, targets, labels = [], [], []
     for batch in generate(module.objective, module.ema.shadow, module.sample_shape, num, seed=seed,
                           batch_size=batch_size, device=device, sampler=sampler, nfe=nfe, num_classes=num_classes):

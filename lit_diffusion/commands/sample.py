@@ -25,7 +25,7 @@ def _load(ckpt: str, device, raw_weights: bool, label: Optional[int], cfg: float
     if module.sample_shape is None:
         raise SystemExit(f"lit-diffusion sample: {ckpt} records no sample shape (train at least one step)")
     net = module.backbone if raw_weights else module.ema.shadow
-    num_classes = getattr(module.backbone, "num_classes", 0) if module.conditional else 0
+    num_classes = module.sample_classes
     if label is not None and not 0 <= label < max(num_classes, 1):
         raise SystemExit(f"lit-diffusion sample: --label {label} outside the model's {num_classes} classes")
     if cfg != 1.0:

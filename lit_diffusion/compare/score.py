@@ -56,7 +56,7 @@ def sample_and_score(module, suite: Suite, setting: Setting, feature_net, refere
     from the shared noise bank, and the samples."""
     from lit_diffusion.evaluation.metrics import evaluate_samples
 
-    classes = getattr(module.backbone, "num_classes", 0) if module.conditional else 0
+    classes = module.sample_classes
     bank = NoiseBank(module.sample_shape, suite.num_samples, seed=BANK_SEED, num_classes=classes)
     samples, labels, used = [], [], setting.nfe
     device = next(module.parameters()).device

@@ -326,6 +326,11 @@ class DiffusionModule(pl.LightningModule):
             torch.cuda.set_rng_state_all(cuda)
 
     # -- sampling ------------------------------------------------------------------------------------
+    @property
+    def sample_classes(self) -> int:
+        """Classes that generation cycles through: the backbone's for a conditional model, else 0 (unlabelled)."""
+        return getattr(self.backbone, "num_classes", 0) if self.conditional else 0
+
     @torch.no_grad()
     def generate(self, noise: torch.Tensor, use_ema: bool = True, **sample_kwargs) -> torch.Tensor:
         net = self.ema.shadow if use_ema else self.backbone

@@ -36,7 +36,7 @@ class SamplePreview(pl.Callback):
     def preview(self, trainer, pl_module) -> None:
         if not trainer.is_global_zero or pl_module.sample_shape is None or len(pl_module.sample_shape) != 3:
             return
-        classes = getattr(pl_module.backbone, "num_classes", 0) if pl_module.conditional else 0
+        classes = pl_module.sample_classes
         net = pl_module.ema.shadow  # previews show what sampling will use
         batch = next(generate(pl_module.objective, net, pl_module.sample_shape, self.num_samples, seed=self.seed,
                               batch_size=self.num_samples, num_classes=classes, device=pl_module.device,
