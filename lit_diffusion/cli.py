@@ -23,9 +23,11 @@ COMMANDS = {
     "test": ("lit_diffusion.training.cli", "evaluate the test loss of a checkpoint"),
     "sample": ("lit_diffusion.commands.sample", "generate PNGs and an .npz from a checkpoint"),
     "reflow": ("lit_diffusion.commands.reflow", "write (noise, sample) pair shards from a trained flow"),
+    "ema": ("lit_diffusion.commands.ema", "reconstruct an EMA of any length from post-hoc EMA snapshots"),
     "compare": ("lit_diffusion.commands.compare", "train and evaluate several objectives head-to-head"),
     "toy2d": ("lit_diffusion.commands.toy2d", "train every objective on a 2-D toy distribution and compare"),
     "slurm": ("lit_diffusion.commands.slurm", "submit jobs and sweeps to SLURM"),
+    "import": ("lit_diffusion.commands.import_model", "import a published model (diffusers, DiT .pt) as a checkpoint"),
 }
 LIGHTNING_CLI = ("fit", "validate", "test")  # LightningCLI reads the command word itself
 DEBUG_ENV = "LIT_DIFFUSION_DEBUG"

@@ -32,11 +32,11 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
 class DiTBlock(nn.Module):
     """Transformer block with adaLN-Zero (Peebles & Xie 2023, Fig. 3): gated residual attention and MLP."""
 
-    def __init__(self, hidden_size: int, num_heads: int, mlp_ratio: float = 4.0):
+    def __init__(self, hidden_size: int, num_heads: int, mlp_ratio: float = 4.0, mlp_norm_eps: float = 1e-6):
         super().__init__()
         self.norm1 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
         self.attn = SelfAttention(hidden_size, num_heads, qkv_bias=True)
-        self.norm2 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        self.norm2 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=mlp_norm_eps)
         gelu_tanh = partial(nn.GELU, approximate="tanh")
         self.mlp = Mlp(hidden_size, int(hidden_size * mlp_ratio), act_layer=gelu_tanh)
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 6 * hidden_size))
@@ -68,6 +68,11 @@ class DiT(nn.Module):
 
     Returns (B, out_channels, H, W), out_channels = in_channels unless given. Class index `num_classes`
     is the null label for classifier-free guidance; num_classes=0 builds an unconditional model.
+    time_shift: added to time_scale * t before the time features; -1 feeds a published DiT checkpoint its own
+    0-based step index n - 1 at the noise level alpha_bar_n, t = n / 1000 (backbones/embeddings.py).
+    time_embedding / mlp_norm_eps: the time-feature layout (backbones/embeddings.py) and the epsilon of the
+    LayerNorm before each MLP. The defaults are the original DiT's; diffusers' DiTTransformer2DModel computes
+    "dit_shift1" features and uses its config's norm_eps (1e-5 by default) there (lit_diffusion/published).
     """
 
     block_class = DiTBlock
@@ -86,6 +91,9 @@ class DiT(nn.Module):
         activation_checkpointing: bool = False,
         second_time: bool = False,
         time_scale: float = 1000.0,
+        time_shift: float = 0.0,
+        time_embedding: str = "dit",
+        mlp_norm_eps: float = 1e-6,
     ):
         super().__init__()
         height, width = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
@@ -108,11 +116,12 @@ class DiT(nn.Module):
 
         self.patch_embed = nn.Conv2d(in_channels, hidden_size, kernel_size=patch_size, stride=patch_size)
         self.register_buffer("pos_embed", torch.zeros(1, self.grid[0] * self.grid[1], hidden_size))  # fixed
-        self.t_embedder = TimestepEmbedder(hidden_size, time_scale=time_scale)  # features of time_scale * t
+        time = dict(time_scale=time_scale, time_shift=time_shift, kind=time_embedding)
+        self.t_embedder = TimestepEmbedder(hidden_size, **time)
         self.second_time = bool(second_time)  # optional second time input r (backbones/contract.py)
-        self.r_embedder = TimestepEmbedder(hidden_size, time_scale=time_scale) if second_time else None
+        self.r_embedder = TimestepEmbedder(hidden_size, **time) if second_time else None
         self.y_embedder = LabelEmbedder(num_classes, hidden_size) if num_classes > 0 else None
-        self.blocks = nn.ModuleList(DiTBlock(hidden_size, num_heads, mlp_ratio) for _ in range(depth))
+        self.blocks = nn.ModuleList(DiTBlock(hidden_size, num_heads, mlp_ratio, mlp_norm_eps) for _ in range(depth))
         self.final_layer = FinalLayer(hidden_size, patch_size, self.out_channels)
         self.initialize_weights()
 

@@ -3,7 +3,8 @@
 DiT sizes are Table 1 of Peebles & Xie 2023 (depth, hidden size, heads) crossed with patch
 sizes 2, 4, 8. The U-Net "ddpm-cifar10" preset is the CIFAR-10 model of Ho et al. 2020
 (App. B: 128 channels, multipliers 1,2,2,2, two residual blocks per level, self-attention
-at 16x16, dropout 0.1, additive time conditioning; 35.7M parameters).
+at 16x16, dropout 0.1, additive time conditioning; 35.7M parameters) and computes their function: stride-2
+convolutions padded right and bottom, sin-first time features with frequencies exp(-ln 1e4 i / (half - 1)).
 """
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ UNET_PRESETS: dict[str, dict[str, Any]] = {
         "dropout": 0.1,
         "norm_groups": 32,
         "scale_shift": False,  # DDPM adds the time embedding; ADM / DDPM++ scale-shift
+        "downsample_padding": "right_bottom",  # TensorFlow's "SAME" for stride 2 (Ho et al.'s code)
+        "time_embedding": "ho",  # Ho et al.'s get_timestep_embedding
     },
     "small": {
         "channels": 64,

@@ -80,14 +80,24 @@ class UNetBlock(nn.Module):
         return h if self.attention is None else self.attention(h)
 
 
-class Downsample(nn.Module):
-    """3x3 convolution with stride 2; (B, C, H, W) -> (B, C, H/2, W/2)."""
+DOWNSAMPLE_PADDINGS = ("same", "right_bottom")
 
-    def __init__(self, channels: int):
+
+class Downsample(nn.Module):
+    """3x3 convolution with stride 2; (B, C, H, W) -> (B, C, H/2, W/2).
+
+    padding "same": one zero pixel on every side. "right_bottom": one zero column on the right and one row at
+    the bottom only, as TensorFlow's "SAME" stride-2 convolution pads even inputs (Ho et al. 2020's code;
+    diffusers' downsample_padding=0); the two sample the input on grids shifted by one pixel."""
+
+    def __init__(self, channels: int, padding: str = "same"):
         super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+        self.right_bottom = padding == "right_bottom"
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=0 if self.right_bottom else 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.right_bottom:
+            x = F.pad(x, (0, 1, 0, 1))  # (B, C, H + 1, W + 1)
         return self.conv(x)
 
 
@@ -107,6 +117,12 @@ class UNet(nn.Module):
 
     H and W must be divisible by 2^(len(channel_mult) - 1). Returns (B, out_channels, H, W). Class
     index `num_classes` is the null label for classifier-free guidance; num_classes=0 is unconditional.
+
+    out_channels: defaults to in_channels; 2 * in_channels for a learned variance (objectives/learned_variance.py).
+    downsample_padding: "same" (pad 1 on every side) or "right_bottom" (Ho et al.'s; see Downsample).
+    time_embedding: "dit" (cos first, exp(-ln 1e4 i / half)) or "ho" (sin first, exp(-ln 1e4 i / (half - 1))).
+    time_shift: added to time_scale * t before the features; -1 feeds a published discrete model (Ho et al.,
+        diffusers, DiT) its own 0-based index n - 1 at the noise level alpha_bar_n, t = n / 1000.
     """
 
     block_class = UNetBlock
@@ -127,6 +143,9 @@ class UNet(nn.Module):
         activation_checkpointing: bool = False,
         second_time: bool = False,
         time_scale: float = 1000.0,
+        downsample_padding: str = "same",
+        time_embedding: str = "dit",
+        time_shift: float = 0.0,
     ):
         super().__init__()
         channel_mult, attention_levels = tuple(channel_mult), tuple(attention_levels)
@@ -135,6 +154,11 @@ class UNet(nn.Module):
                 f"UNet: in_channels={in_channels}, channels={channels}, num_res_blocks={num_res_blocks} must be "
                 f"positive, channel_mult={channel_mult} non-empty and num_classes={num_classes} non-negative"
             )
+        if downsample_padding not in DOWNSAMPLE_PADDINGS:
+            raise ValueError(f"UNet: downsample_padding must be one of {list(DOWNSAMPLE_PADDINGS)}, "
+                             f"got {downsample_padding!r}")
+        if out_channels is not None and out_channels < 1:
+            raise ValueError(f"UNet: out_channels must be positive (or None for in_channels), got {out_channels}")
         bad_levels = [lvl for lvl in attention_levels if not 0 <= lvl < len(channel_mult)]
         if bad_levels:
             raise ValueError(f"UNet: attention_levels {bad_levels} not in the levels {list(range(len(channel_mult)))}")
@@ -149,9 +173,10 @@ class UNet(nn.Module):
             emb_dim=emb_dim, num_heads=num_heads, dropout=dropout, norm_groups=norm_groups, scale_shift=scale_shift
         )
 
-        self.t_embedder = TimestepEmbedder(emb_dim, frequency_dim=channels, time_scale=time_scale)
+        time = dict(frequency_dim=channels, time_scale=time_scale, time_shift=time_shift, kind=time_embedding)
+        self.t_embedder = TimestepEmbedder(emb_dim, **time)
         self.second_time = bool(second_time)  # optional second time input r (backbones/contract.py)
-        self.r_embedder = TimestepEmbedder(emb_dim, frequency_dim=channels, time_scale=time_scale) if second_time else None
+        self.r_embedder = TimestepEmbedder(emb_dim, **time) if second_time else None
         self.y_embedder = LabelEmbedder(num_classes, emb_dim) if num_classes > 0 else None
         self.input_conv = nn.Conv2d(in_channels, channels, 3, padding=1)
         self.down = nn.ModuleList()  # UNetBlock / Downsample, each output is a skip connection
@@ -162,7 +187,7 @@ class UNet(nn.Module):
                 width = channels * mult
                 skips.append(width)
             if level < len(channel_mult) - 1:
-                self.down.append(Downsample(width))
+                self.down.append(Downsample(width, downsample_padding))
                 skips.append(width)
         self.mid = nn.ModuleList(
             [UNetBlock(width, width, attention=True, **block), UNetBlock(width, width, attention=False, **block)]
