@@ -9,6 +9,7 @@ dataset.json, verify shards.
     lit-diffusion data build pairs noise.npy target.npy --out data/reflow
     lit-diffusion data info data/digits
     lit-diffusion data verify data/digits
+    lit-diffusion data encode data/mnist/train --autoencoder runs/mnist-autoencoder/checkpoints/last.ckpt --out data/mnist-latents
 """
 from __future__ import annotations
 
@@ -226,7 +227,13 @@ def info(path: str, *, json: bool = False, image_key: Optional[str] = None, labe
         return 0
     print(f"mean / std   {dataset.mean} / {dataset.std}")
     print(f"fingerprint  {dataset.fingerprint}")
-    if dataset.kind == "tensor":
+    latent = dataset.build.get("latent") if dataset.kind == "tensor" else None
+    if latent:
+        ae = latent["autoencoder"]
+        print(f"autoencoder  {ae['kind']} {ae['location']} (weights sha256 {ae['weights_sha256'][:16]}), images "
+              f"{latent['image_shape']}, flips {'encoded' if latent['flips'] else 'no'}")
+        print(f"latent       posterior mean + std per sample, normalisation {latent['normalization']}")
+    elif dataset.kind == "tensor":
         print(f"latent       scale {dataset.latent_scale}, shift {dataset.latent_shift}")
     print(f"built by     {' '.join(dataset.build.get('command') or ['(python API)'])}")
     return 0
@@ -282,12 +289,87 @@ def verify(path: str, *, image_key: Optional[str] = None, label_key: Optional[st
     return 1 if problems else 0
 
 
+def _rank_world() -> tuple[int, int]:
+    """(rank, world size) of this process under torchrun (RANK/WORLD_SIZE) or srun (SLURM_PROCID/SLURM_NTASKS)."""
+    env = os.environ
+    if "RANK" in env and "WORLD_SIZE" in env:
+        return int(env["RANK"]), int(env["WORLD_SIZE"])
+    if "SLURM_PROCID" in env and "SLURM_NTASKS" in env:
+        return int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"])
+    return 0, 1
+
+
+def encode(source: str, *, autoencoder: str, out: str, subfolder: Optional[str] = None,
+           normalization: Literal["scalar", "channel", "none"] = "scalar", scale: Optional[float] = None,
+           hflip: bool = False, resolution: Optional[int] = None, shard_size: int = 10_000, batch_size: int = 64,
+           device: Optional[str] = None, overwrite: bool = False, progress: bool = True) -> int:
+    """Encode images (shards or an image folder) into latent shards with an autoencoder.
+
+    Each sample stores the posterior mean and std, so that training draws a fresh latent each epoch. Resumable
+    (finished shards are kept); under torchrun / srun each rank encodes its share of the shards (on its GPU when
+    there is one), and the last to finish writes dataset.json.
+
+    Args:
+        source: image shards (a folder with dataset.json, or shard URLs) or an image folder.
+        autoencoder: a checkpoint of the framework's autoencoder (RUN/checkpoints/last.ckpt of `lit-diffusion fit
+            -c experiments/autoencoder/...`), a diffusers AutoencoderKL folder (save_pretrained), or a hub id such
+            as stabilityai/sd-vae-ft-ema (needs network and `pip install diffusers`).
+        out: output folder for the latent shards and dataset.json.
+        subfolder: diffusers: the subfolder of the model holding the VAE (e.g. vae for a whole pipeline).
+        normalization: scalar: x = z * scale (one number); channel: x = (z - mean_c) / std_c over the dataset
+            (EDM2, LightningDiT); none: x = z.
+        scale: scalar normalisation with this scale (0.18215 for SD-VAE); default: a diffusers VAE's own
+            scaling_factor (and shift_factor), the framework's autoencoder 1 / std over the dataset.
+        hflip: also encode each image's mirror as its own latent (training with --data.hflip true picks one).
+        resolution: image folders: center-crop and resize to R x R.
+        shard_size: samples per output shard (also the unit of resuming and of the split over ranks).
+        batch_size: images per autoencoder forward pass.
+        device: torch device (default: this rank's GPU when there is one, else cpu).
+        overwrite: delete what OUT holds and encode everything again.
+        progress: a progress bar on stderr (--no-progress: none).
+    """
+    import torch
+
+    from lit_diffusion.data.latent_encode import EncodeJob, encode_dataset, open_images
+    from lit_diffusion.generation.latents import open_autoencoder
+
+    rank, world = _rank_world()
+    if device is None:
+        local = int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", 0)))
+        device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
+    model, record = open_autoencoder(autoencoder, subfolder)
+    shift = 0.0
+    if record["kind"] == "diffusers" and normalization == "scalar" and scale is None:
+        # the VAE's own constants (SD-VAE 0.18215, SDXL 0.13025; SD3/FLUX also a shift), as diffusers pipelines use
+        scale = float(model.vae.config.scaling_factor)
+        shift = float(getattr(model.vae.config, "shift_factor", None) or 0.0)
+    job = EncodeJob(out=out, shard_size=shard_size, batch_size=batch_size, hflip=hflip, normalization=normalization,
+                    scale=scale, shift=shift, rank=rank, world_size=world, progress=progress, device=device)
+    model = model.to(device).eval()
+    images = open_images(source, record["in_channels"], resolution)
+    latent_shape = model.latent_shape(images.image_shape)
+    words = command_line(["lit-diffusion", "data", "encode", source],
+                         dict(autoencoder=autoencoder, out=out, subfolder=subfolder, normalization=normalization,
+                              scale=scale, hflip=hflip, resolution=resolution, shard_size=shard_size,
+                              batch_size=batch_size), encode)
+    info = encode_dataset(images, model.encode, record, latent_shape, job, words, overwrite=overwrite and rank == 0)
+    if info is None:
+        print(f"rank {rank}/{world}: my shards are done in {out}; dataset.json is written by the rank that "
+              f"finishes last (or by running the same command again once all are done)")
+        return 0
+    norm = info.build["latent"]["normalization"]
+    print(f"{out}: {info.num_samples} latents of shape {info.shape} ({record['kind']} autoencoder, normalisation "
+          f"{norm}), {len(info.shards)} shard(s), fingerprint {info.fingerprint[:16]}")
+    return 0
+
+
 COMMANDS = {
     "build": {"_help": "convert a dataset into shards + dataset.json (SOURCE: one of the commands below)",
               "imagefolder": imagefolder, "mnist": mnist, "cifar10": cifar10, "cifar100": cifar100, "npz": npz,
               "digits": digits, "pairs": pairs},
     "info": info,
     "verify": verify,
+    "encode": encode,
 }
 
 

@@ -53,7 +53,7 @@ def _write_collection(folder: Path, num: int, num_classes: int, label: Optional[
 
 def sample(*, ckpt: str, out: str, sampler: Optional[str] = None, nfe: Optional[int] = None, num: int = 64,
            cfg: float = 1.0, label: Optional[int] = None, seed: int = 0, batch_size: int = 256,
-           raw_weights: bool = False, device: Optional[str] = None) -> int:
+           raw_weights: bool = False, device: Optional[str] = None, autoencoder: Optional[str] = None) -> int:
     """Generate samples from a checkpoint: one PNG each, grid.png and samples.npz (uint8 images, labels).
 
     Sample i starts from the noise of (seed, i) and gets class i mod classes (lit_diffusion.generation), so
@@ -72,10 +72,13 @@ def sample(*, ckpt: str, out: str, sampler: Optional[str] = None, nfe: Optional[
         batch_size: samples per forward pass.
         raw_weights: use the raw weights instead of the EMA.
         device: torch device (default: cuda when available, else cpu).
+        autoencoder: latent models: where their autoencoder is now (default: the location recorded at training;
+            its weights must be the recorded ones). Samples are decoded to images before they are saved.
     """
     import torch.distributed as dist
 
     from lit_diffusion.generation import generate, save_png, to_uint8
+    from lit_diffusion.generation.latents import LatentCodec, to_images
 
     for name, value in (("num", num), ("nfe", nfe), ("batch_size", batch_size)):
         if value is not None and value < 1:
@@ -85,6 +88,9 @@ def sample(*, ckpt: str, out: str, sampler: Optional[str] = None, nfe: Optional[
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     module, net, num_classes = _load(ckpt, device, raw_weights, label, cfg)
+    codec = None if module.latent is None else LatentCodec(module.latent, autoencoder)
+    if codec is not None:
+        codec.autoencoder  # noqa: B018 (load it now: a missing or different autoencoder fails before sampling)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     done, mine, nfe_used = 0, len(range(rank, num, world)), nfe
@@ -92,7 +98,7 @@ def sample(*, ckpt: str, out: str, sampler: Optional[str] = None, nfe: Optional[
                           num_classes=num_classes, label=label, device=device, rank=rank, world_size=world,
                           sampler=sampler, nfe=nfe, guidance=cfg):
         nfe_used, done = batch.nfe, done + len(batch.indices)
-        for i, image in zip(batch.indices, to_uint8(batch.x0)):
+        for i, image in zip(batch.indices, to_uint8(to_images(batch.x0, module.latent, codec))):
             save_png(image, folder / f"sample_{i:06d}.png")
         print(f"rank {rank}: {done}/{mine} samples ({nfe_used} NFE each)", file=sys.stderr)
     if world > 1:

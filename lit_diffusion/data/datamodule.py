@@ -16,7 +16,8 @@ from typing import Any, Iterator, Literal
 import lightning.pytorch as pl
 import torch
 
-from .decode import SampleDecoder, Transform
+from .decode import Transform
+from .latent_decode import LatentSampleDecoder, latent_record, train_decoder
 from .ordered_reader import OrderedShardReader, make_loader, ordered_plan
 from .plan import EpochPlan
 from .stream import ShardIterable
@@ -230,10 +231,13 @@ class ShardDataModule(pl.LightningDataModule):
         if self.val_set is None:
             raise ValueError("ShardDataModule: val_reader: no val_shards")
         rank, world = self._rank_world()
-        return OrderedShardReader(self.val_set, self.val_batch_size, self.num_workers, rank, world,
-                                  labels=self._labels(self.val_set.info), decoder=self.decoder,
-                                  on_error=self.on_error, skip_counter=self._skip_counter, seed=self.seed,
-                                  pin_memory=self.pin_memory, prefetch_factor=self.prefetch_factor)
+        reader = OrderedShardReader(self.val_set, self.val_batch_size, self.num_workers, rank, world,
+                                    labels=self._labels(self.val_set.info), decoder=self.decoder,
+                                    on_error=self.on_error, skip_counter=self._skip_counter, seed=self.seed,
+                                    pin_memory=self.pin_memory, prefetch_factor=self.prefetch_factor)
+        if latent_record(self.val_set.info) is not None:  # validation: normalised posterior means, no draw
+            reader.decoder = LatentSampleDecoder(self.val_set.info, reader.decoder.labels, draw=False)
+        return reader
 
     def train_epoch(self) -> Iterator[dict]:
         """The training batches of the current epoch, from the resume point if one was loaded.
@@ -264,9 +268,11 @@ class ShardDataModule(pl.LightningDataModule):
         if not train:
             return self.val_reader().dataset()
         rank, world = self._rank_world()
-        decoder = SampleDecoder(self.train_set.info, self._labels(self.train_set.info), self.decoder)
+        # latent shards draw from their stored posterior per (seed, epoch, key) and flip by latent choice
+        decoder, hflip = train_decoder(self.train_set.info, self._labels(self.train_set.info), self.decoder,
+                                       self.seed, epoch, self.hflip)
         return ShardIterable(self.train_set.urls, self.train_plan(world), decoder, rank, epoch, start_batch,
-                             shuffle_buffer=self.shuffle_buffer, hflip=self.hflip, transform=self.transform,
+                             shuffle_buffer=self.shuffle_buffer, hflip=hflip, transform=self.transform,
                              on_error=self.on_error, skip_counter=self._skip_counter)
 
     def __getstate__(self) -> dict:

@@ -1,0 +1,122 @@
+"""Latent space <-> images: which autoencoder, how latents are normalised, and decoding samples to pixels.
+
+A latent dataset's dataset.json (``build["latent"]``) and every checkpoint trained on one (``model_spec["latent"]``)
+carry the same plain dict::
+
+    {"autoencoder": {"kind": "framework" | "diffusers", "location": ckpt path / folder / hub id,
+                     "subfolder": str | None, "weights_sha256": ..., "in_channels", "latent_channels", "factor"},
+     "normalization": {"kind": "scalar", "scale": s, "shift": m}       -> x = (z - m) * s   (SD-VAE: s = 0.18215)
+                    | {"kind": "channel", "mean": [..], "std": [..]}   -> x = (z - mean_c) / std_c (EDM2, LightningDiT)
+                    | {"kind": "none"},
+     "image_shape": [C, H, W], "flips": bool}
+
+The diffusion model sees x; `LatentCodec.decode` maps x back to z and through the autoencoder's decoder to images
+in [-1, 1], so that sampling, previews and FD work on pixels.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lit_diffusion.backbones.autoencoders import DiffusersAutoencoder, KLAutoencoder, weights_digest
+from lit_diffusion.data.latent_normalization import Normalization
+
+LATENT_KEY = "latent"
+FRAMEWORK_CLASSES = {"lit_diffusion.backbones.autoencoders.KLAutoencoder": KLAutoencoder,
+                     "lit_diffusion.backbones.autoencoders.kl_autoencoder.KLAutoencoder": KLAutoencoder}
+AUTOENCODER_CKPT_KEY = "autoencoder"  # in a checkpoint of AutoencoderModule: {"class_path", "init_args"}
+
+
+def _load_framework(path: Path) -> nn.Module:
+    if not path.is_file():
+        raise FileNotFoundError(f"autoencoder checkpoint {path} does not exist: train one with `lit-diffusion fit -c "
+                                f"experiments/autoencoder/mnist.yaml` (RUN/checkpoints/last.ckpt), or give a "
+                                f"diffusers folder / hub id")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    spec = ckpt.get(AUTOENCODER_CKPT_KEY) if isinstance(ckpt, dict) else None
+    if spec is None or spec.get("class_path") not in FRAMEWORK_CLASSES:
+        raise ValueError(f"{path} is not a checkpoint of the framework's autoencoder (no {AUTOENCODER_CKPT_KEY!r} "
+                         f"record): give RUN/checkpoints/last.ckpt of `lit-diffusion fit -c experiments/autoencoder/...`")
+    model = FRAMEWORK_CLASSES[spec["class_path"]](**spec.get("init_args", {}))
+    prefix = "autoencoder."
+    model.load_state_dict({k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)})
+    return model.eval()
+
+
+def open_autoencoder(location: str, subfolder: str | None = None) -> tuple[nn.Module, dict]:
+    """(autoencoder, its record) from a framework .ckpt, a diffusers folder (save_pretrained) or a hub id."""
+    path = Path(location).expanduser()
+    if path.suffix == ".ckpt" or path.is_file():
+        model, kind, where = _load_framework(path), "framework", str(path.resolve())
+    else:
+        model = DiffusersAutoencoder.from_pretrained(location, subfolder)
+        kind, where = "diffusers", str(path.resolve()) if path.exists() else location
+    record = {"kind": kind, "location": where, "subfolder": subfolder, "weights_sha256": weights_digest(model),
+              "in_channels": model.in_channels, "latent_channels": model.latent_channels, "factor": model.factor}
+    return model, record
+
+
+def load_recorded_autoencoder(record: dict, location: str | None = None) -> nn.Module:
+    """The autoencoder a dataset or checkpoint names (or the one at `location`, e.g. after moving it), checked to
+    have exactly the recorded weights."""
+    where = location or record["location"]
+    model, found = open_autoencoder(where, record.get("subfolder"))
+    if found["weights_sha256"] != record["weights_sha256"]:
+        raise ValueError(f"the autoencoder at {where} has other weights (sha256 {found['weights_sha256'][:12]}) than "
+                         f"the one these latents were encoded with ({record['weights_sha256'][:12]}, "
+                         f"{record['location']}): give that autoencoder (--autoencoder PATH), or encode the images "
+                         f"again with this one")
+    return model
+
+
+class LatentCodec:
+    """The autoencoder and normalisation of a latent model: `decode(x)` turns model samples into images.
+
+    The autoencoder is loaded on first use (sampling a pixel-space model never loads anything)."""
+
+    def __init__(self, latent: dict, location: str | None = None, batch_size: int = 64):
+        self.latent, self.location, self.batch_size = latent, location, batch_size
+        self.normalization = Normalization(latent["normalization"])
+        self._model: nn.Module | None = None
+
+    @property
+    def autoencoder(self) -> nn.Module:
+        if self._model is None:
+            self._model = load_recorded_autoencoder(self.latent["autoencoder"], self.location)
+        return self._model
+
+    @torch.no_grad()
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, c, h, w) normalised latents -> (B, C, H, W) images in [-1, 1], on x's device."""
+        model = self.autoencoder.to(x.device)
+        out = [model.decode(self.normalization.denormalize(x[i:i + self.batch_size].float()))
+               for i in range(0, len(x), self.batch_size)]
+        return torch.cat(out).clamp(-1, 1)
+
+
+def check_same_autoencoder(dataset_latent: dict | None, model_latent: dict | None, where: str, model: str) -> None:
+    """Shards and a model must agree on the latent space: same autoencoder weights and normalisation."""
+    if dataset_latent is None and model_latent is None:
+        return
+    if (dataset_latent is None) != (model_latent is None):
+        space = lambda latent: "latents" if latent else "pixels"  # noqa: E731
+        raise ValueError(f"{where} holds {space(dataset_latent)} but {model} was trained on {space(model_latent)}: "
+                         f"use shards of the same kind")
+    a, b = dataset_latent["autoencoder"], model_latent["autoencoder"]
+    if a["weights_sha256"] != b["weights_sha256"]:
+        raise ValueError(f"{where} was encoded with another autoencoder ({a['location']}, sha256 "
+                         f"{a['weights_sha256'][:12]}) than {model} ({b['location']}, sha256 {b['weights_sha256'][:12]}): "
+                         f"encode the images with `lit-diffusion data encode ... --autoencoder {b['location']}`, or "
+                         f"start a new run on these shards")
+    if dataset_latent["normalization"] != model_latent["normalization"]:
+        raise ValueError(f"{where} normalises its latents as {dataset_latent['normalization']}, {model} was trained "
+                         f"with {model_latent['normalization']}: encode with the same --normalization")
+
+
+def to_images(x: torch.Tensor, latent: dict | None, codec: LatentCodec | None = None) -> torch.Tensor:
+    """Samples as images in [-1, 1]: pixel-space samples unchanged, latents decoded (the one place that decides)."""
+    if latent is None:
+        return x
+    return (codec or LatentCodec(latent)).decode(x)
