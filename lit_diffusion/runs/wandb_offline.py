@@ -241,19 +241,45 @@ def _resolve_wandb_dir(path: Path) -> Path:
     raise FileNotFoundError(f"{path}: no such directory")
 
 
-def load_offline_runs(wandb_dir: str | Path, *, allow_partial_tail: bool = False) -> dict[str, OfflineRun]:
+RESUME_KEY = "trainer/global_step"  # the step Lightning's WandbLogger logs with every row
+
+
+def load_offline_runs(wandb_dir: str | Path, *, allow_partial_tail: bool = False,
+                      resume_key: str | None = RESUME_KEY) -> dict[str, OfflineRun]:
     """Read every offline run under ``wandb_dir``, merging resumed runs that share an id.
 
     Directories are processed oldest first: histories are concatenated, config and summary
     updates applied in order (later wins). Note that an offline resume cannot know the
     previous step, so ``_step`` restarts at 0 in each directory unless steps are logged
     explicitly. The ``_wandb`` bookkeeping key is left out of config and summary.
+
+    A resumed directory supersedes the rows of earlier ones that it logs again: the same ``resume_key``
+    value with the same metric names. A process killed after its last checkpoint may have logged steps that
+    the resume trains and logs again (online, W&B's "rewind" of a run to a step does the same). None keeps
+    every row.
     """
     runs: dict[str, OfflineRun] = {}
     for run_id, entries in run_directories(wandb_dir).items():
         run = OfflineRun(run_id=run_id)
         for directory, wandb_file in entries:
             run.directories.append(directory)
+            earlier = len(run.history)
             _merge_file(run, wandb_file, allow_partial_tail)
+            if resume_key is not None and earlier:
+                _supersede(run, earlier, resume_key)
         runs[run_id] = run
     return runs
+
+
+_BOOKKEEPING = {"_step", "_runtime", "_timestamp"}  # W&B's own keys of every history row
+
+
+def _row_identity(row: dict[str, Any], key: str) -> tuple[Any, frozenset[str]]:
+    return row[key], frozenset(row.keys() - _BOOKKEEPING)
+
+
+def _supersede(run: OfflineRun, earlier: int, key: str) -> None:
+    """Drop rows before index `earlier` that a row from there logs again (same `key`, same metric names)."""
+    again = {_row_identity(row, key) for row in run.history[earlier:] if key in row}
+    kept = [row for row in run.history[:earlier] if key not in row or _row_identity(row, key) not in again]
+    run.history[:] = kept + run.history[earlier:]

@@ -37,7 +37,7 @@ from lit_diffusion.runs.metrics import drop_rows_after
 from lit_diffusion.training.checkpointing import AtomicCheckpointIO
 from lit_diffusion.training.config_checks import check_fit_config
 from lit_diffusion.training.final_checkpoint import FinalCheckpoint
-from lit_diffusion.training.run_checkpoint import CheckpointFields, RunCheckpoint, budget_reached
+from lit_diffusion.training.run_checkpoint import CheckpointFields, RunCheckpoint, budget_reached, wandb_settings
 from lit_diffusion.training.run_lock import RunFolderLocked, RunLock, is_global_rank_zero_process
 from lit_diffusion.training.module import DiffusionModule
 from lit_diffusion.training.preview import SamplePreview
@@ -102,7 +102,27 @@ class DiffusionCLI(LightningCLI):
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
+        if isinstance(self.model, DiffusionModule):
+            self._attach_latent()
         self.model.model_spec = self._model_spec  # stored in checkpoints: `load_module` rebuilds from it
+
+    def _attach_latent(self) -> None:
+        """A model trained on latent shards records their autoencoder and normalisation (model_spec["latent"]), so
+        that sampling, previews and scoring decode to images; a resumed or initialised model must use the same."""
+        from lit_diffusion.data.latent_decode import latent_record
+        from lit_diffusion.generation.latents import check_same_autoencoder
+
+        dm = self.datamodule
+        dm.setup()
+        where = f"--data.train_shards {dm.train_shards}"
+        latent = latent_record(dm.train_set.info)
+        _check_backbone_takes(self.model.backbone, list(dm.train_set.info.shape), where, latent is not None)
+        for name, path in (("--ckpt_path", self._resume_from), ("--model.init_from", self.model.hparams.get("init_from"))):
+            if path:
+                spec = read_checkpoint_info(path).model_spec or {}
+                check_same_autoencoder(latent, spec.get("latent"), where, f"{name} {path}")
+        self.model.latent = latent
+        self._model_spec["latent"] = latent
 
     def before_fit(self) -> None:
         # the full configuration (backbone, objective, data, trainer) goes to the logger, not only hparams
@@ -134,7 +154,8 @@ class DiffusionCLI(LightningCLI):
         if project is None:
             return CSVLogger(root, name=CSV_LOGGER_NAME)
         run_id = read_checkpoint_info(self._resume_from).wandb_run_id if self._resume_from else None
-        return WandbLogger(project=project, save_dir=str(root), id=run_id, resume="allow" if run_id else None)
+        return WandbLogger(project=project, save_dir=str(root), id=run_id, resume="allow" if run_id else None,
+                           settings=wandb_settings())
 
 
 def _max_time_seconds(value) -> float:
@@ -150,7 +171,8 @@ def _budget_used(info, sub) -> str | None:
     max_steps = sub.trainer.get("max_steps")
     if max_steps is not None and 0 <= max_steps <= info.global_step:
         return f"step {info.global_step} of max_steps {max_steps}"
-    max_images = _plain(sub.model).get("max_images")
+    spec = _plain(sub.model)
+    max_images = spec.get("init_args", spec).get("max_images")  # an AutoencoderModule config has init_args
     if max_images is not None and info.images_seen >= max_images:
         return f"{info.images_seen:,} images seen of max_images {max_images:,}"
     max_time = _max_time_seconds(sub.trainer.get("max_time"))
@@ -206,9 +228,10 @@ def compose_fit_config(config_files: list[str | Path], overrides: list[str], set
     `main(["fit", "--config", FILE])` trains exactly that run."""
     layers = [str(f) for f in config_files] + ([yaml.safe_dump(settings)] if settings else [])  # --config takes YAML text too
     args = ["fit", *(a for layer in layers for a in ("--config", layer)), *overrides]
+    model_class, subclass_mode = _model_class(args)
     try:
-        _ParseOnly(DiffusionModule, ShardDataModule, args=args, trainer_defaults=TRAINER_DEFAULTS,
-                   parser_kwargs={"exit_on_error": False})
+        _ParseOnly(model_class, ShardDataModule, args=args, trainer_defaults=TRAINER_DEFAULTS,
+                   parser_kwargs={"exit_on_error": False}, subclass_mode_model=subclass_mode)
     except _Parsed as parsed:
         return yaml.safe_load(parsed.args[0])["fit"]
     except Exception as error:  # jsonargparse's own message names the key
@@ -216,11 +239,51 @@ def compose_fit_config(config_files: list[str | Path], overrides: list[str], set
     raise AssertionError("unreachable: _ParseOnly always raises")
 
 
+def _check_backbone_takes(backbone, shape: list[int], where: str, latent: bool) -> None:
+    """Samples of `shape` must fit the backbone's input channels and size (DiT: input_size; U-Net: multiples of
+    its downsampling); said before training, with the options to change."""
+    what = "latents" if latent else "samples"
+    channels = getattr(backbone, "in_channels", None)
+    if len(shape) == 3 and channels is not None and channels != shape[0]:
+        raise ValueError(f"the {what} of {where} have shape {shape} but the backbone takes {channels} channel(s): "
+                         f"pass --model.backbone.init_args.in_channels {shape[0]}")
+    size = getattr(backbone, "input_size", None)
+    if len(shape) == 3 and size is not None and tuple(size) != tuple(shape[1:]):
+        patch = getattr(backbone, "patch_size", 1)
+        fix = f"--model.backbone.init_args.input_size {shape[1]}" + (
+            f" and a patch_size that divides it (now {patch})" if shape[1] % patch or shape[2] % patch else "")
+        raise ValueError(f"the {what} of {where} have shape {shape} but the backbone was built for {list(size)}: "
+                         f"pass {fix}")
+    factor = getattr(backbone, "downsample_factor", None)
+    if len(shape) == 3 and factor and (shape[1] % factor or shape[2] % factor):
+        raise ValueError(f"the {what} of {where} have shape {shape} but the backbone downsamples by {factor}: "
+                         f"use fewer levels (--model.backbone.init_args.channel_mult) or {what} whose size divides")
+
+
+def _model_class(argv: list[str]) -> tuple[type, bool]:
+    """(LightningModule class, subclass mode) of a command line: a config whose `model` names a class_path (the
+    autoencoder's, experiments/autoencoder/) trains that module; every other config trains DiffusionModule."""
+    from lit_diffusion.training.autoencoder_module import AutoencoderModule
+
+    files = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("-c", "--config")]
+    files += [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
+    for name in files:
+        try:
+            config = yaml.safe_load(Path(name).read_text()) if Path(name).is_file() else None
+        except (OSError, yaml.YAMLError):
+            config = None  # LightningCLI reports it
+        model = config.get("model") if isinstance(config, dict) else None
+        if isinstance(model, dict) and str(model.get("class_path", "")).endswith("AutoencoderModule"):
+            return AutoencoderModule, True
+    return DiffusionModule, False
+
+
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    model_class, subclass_mode = _model_class(argv)
     try:
-        cli = DiffusionCLI(DiffusionModule, ShardDataModule, args=argv, save_config_kwargs={"overwrite": True},
-                           trainer_defaults=TRAINER_DEFAULTS)
+        cli = DiffusionCLI(model_class, ShardDataModule, args=argv, save_config_kwargs={"overwrite": True},
+                           trainer_defaults=TRAINER_DEFAULTS, subclass_mode_model=subclass_mode)
     except (CheckpointError, RunFolderLocked) as error:  # the user's to act on: a message, not a traceback
         log.error("%s", error)
         return 2

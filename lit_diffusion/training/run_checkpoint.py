@@ -8,7 +8,10 @@ like a mid-run checkpoint (which resumes bitwise), and the epoch-end/train-end s
 skipped."""
 from __future__ import annotations
 
+import time
+
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer
+from lightning.pytorch.loggers import WandbLogger
 
 from lit_diffusion.runs.checkpoint_info import RUN_FIELDS
 
@@ -47,11 +50,31 @@ def _log_step_row_now(trainer) -> None:
     connector.update_train_step_metrics = skip_once
 
 
+# wandb-core buffers a run's records and writes its .wandb file every 15 s by default (and at finish), so a
+# kill -9 lost every step logged since. It has no flush call; a short write interval and a wait of a few of
+# them at each checkpoint put the records logged before the checkpoint on disk (tests/faults/test_wandb_kill.py).
+WANDB_WRITE_INTERVAL = 0.05  # seconds between wandb-core's writes of the .wandb file
+WANDB_WAIT = 0.25  # seconds waited at a checkpoint: five write intervals (the service may be one behind)
+
+
+def wandb_settings():
+    """Settings of the run's W&B logger: the transaction log written every WANDB_WRITE_INTERVAL seconds."""
+    import wandb
+
+    if "x_transaction_log_flush_interval" not in getattr(wandb.Settings, "model_fields", {}):
+        return wandb.Settings()  # an older wandb (< 0.22) without the setting: its own write schedule
+    return wandb.Settings(x_transaction_log_flush_interval=WANDB_WRITE_INTERVAL)
+
+
 def flush_loggers(trainer) -> None:
-    """Everything logged so far onto disk before a checkpoint claims the step (CSV rows). W&B offline runs are
-    not covered: wandb 0.31's service buffers their records until the run finishes and offers no flush."""
+    """Everything logged so far onto disk before a checkpoint claims the step: CSV rows, and the W&B records
+    (wandb-core writes them within WANDB_WRITE_INTERVAL of receiving them; a summary read is a round trip to
+    the service, so it has received every record logged before it)."""
     for logger in trainer.loggers:
         logger.save()
+        if isinstance(logger, WandbLogger) and trainer.is_global_zero:
+            dict(logger.experiment.summary)  # a round trip to wandb-core: every earlier record has arrived
+            time.sleep(WANDB_WAIT)
 
 
 class CheckpointFields(Callback):
