@@ -62,3 +62,14 @@ def test_few_step_objectives_at_one_step_are_within_1_3x_of_flow_matchings_heun3
         one_step = results[name]["sw"][label]
         assert one_step <= 1.3 * reference, f"{name}: 1-step SW2 {one_step:.3f} vs flow matching heun@33 {reference:.3f}"
         assert one_step < 0.5 * min(results[untrained]["sw"].values())
+
+
+@pytest.mark.slow
+def test_indm_beats_the_same_diffusion_without_its_flow(results):
+    """Issue 15: INDM (flow + linear diffusion, trained by the likelihood bound) against its identity-flow twin
+    at equal steps, on held-out data: lower exact NLL and lower sliced W2 (measured on eight_gaussians, 1500
+    steps: NLL 0.715 vs 0.990 nats, SW2 at Euler@100 0.095 vs 0.521)."""
+    indm, linear = results["indm"], results["linear diffusion (indm, identity flow)"]
+    assert indm["nll"] < linear["nll"] - 0.1, (indm["nll"], linear["nll"])
+    assert indm["sw"]["euler@100"] < 0.5 * linear["sw"]["euler@100"]
+    assert indm["sw"]["euler@100"] < GOOD

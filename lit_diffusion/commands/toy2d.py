@@ -8,9 +8,10 @@ from lit_diffusion.commands.parsing import run
 
 def toy2d(*, dataset: Literal["eight_gaussians", "two_moons"] = "eight_gaussians", steps: int = 1500,
           seed: int = 0) -> int:
-    """Head-to-head on a 2-D toy distribution: train DDPM, flow matching, rectified flow (and its reflow) and
-    consistency models (training and distillation) with the same MLP, budget and seed, and report each one's
-    sliced Wasserstein distance to fresh data at several NFEs. Pure torch: a minute or two on a laptop CPU.
+    """Head-to-head on a 2-D toy distribution: train DDPM, flow matching, rectified flow (and its reflow),
+    consistency models (training, distillation, sCM, ECT), MeanFlow and INDM (against the same diffusion without
+    its flow) with the same MLP, budget and seed, and report each one's sliced Wasserstein distance to fresh data
+    at several NFEs (and INDM's exact NLL). Pure torch: a few minutes on a laptop CPU.
 
     Args:
         dataset: the 2-D distribution.
