@@ -5,7 +5,8 @@ x_t = alpha_t x0 + sigma_t eps with eps ~ N(0, I). A path object provides alpha(
 d_alpha(t), d_sigma(t) as functions of a time tensor.
 
 - `Prediction(x0, eps)`: a denoiser's answer at (x_t, t); every other quantity (v, velocity, score)
-  is a function of this pair (see objectives/conversions.py).
+  is a function of this pair (see objectives/conversions.py). `VariancePrediction(x0, eps, var_frac)` adds
+  a learned reverse-step variance (Improved DDPM) that only DDPM ancestral sampling reads.
 - `network_jvp(net, x, t, tx, tt, ...)`: forward-mode derivative of a backbone (DESIGN §3), below.
 - `PathCoefficients(t, alpha, sigma, d_alpha, d_sigma)`: a path evaluated at t, in one of two forms:
   `at(path, t, x)` gives tensors shaped to broadcast against a batch x (B, 1, 1, ...) in x's dtype
@@ -28,6 +29,17 @@ class Prediction(NamedTuple):
 
     x0: torch.Tensor
     eps: torch.Tensor
+
+
+class VariancePrediction(NamedTuple):
+    """A Prediction plus the variance of the reverse step, as Improved DDPM learns it (Nichol & Dhariwal 2021,
+    eq. 15): var_frac in [0, 1] (tensor broadcasting against x0) interpolates log Sigma between the posterior
+    variance beta-tilde (0) and beta (1) of the step being taken. Only DDPM ancestral sampling reads var_frac;
+    every other sampler uses x0 and eps (the mean)."""
+
+    x0: torch.Tensor
+    eps: torch.Tensor
+    var_frac: torch.Tensor
 
 
 @dataclass
@@ -137,4 +149,4 @@ def network_jvp(net, x: torch.Tensor, t: torch.Tensor, tangent_x: torch.Tensor, 
     return out, d
 
 
-__all__ = ["JVP_METHODS", "PathCoefficients", "Prediction", "check_jvp_method", "network_jvp"]
+__all__ = ["JVP_METHODS", "PathCoefficients", "Prediction", "VariancePrediction", "check_jvp_method", "network_jvp"]

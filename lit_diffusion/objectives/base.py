@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import torch
 
-from lit_diffusion.contract import PathCoefficients, Prediction
+from lit_diffusion.contract import PathCoefficients, Prediction, VariancePrediction
 from lit_diffusion.samplers import SamplerOutput, run_sampler
 from lit_diffusion.samplers.guidance import check_guidance, combine_guided, guidance_active
 from lit_diffusion.samplers.thresholding import thresholded
@@ -113,7 +113,10 @@ class DiffusionObjective:
                 return self.predict(net, x, t, cond)
             both = self.predict(net, torch.cat([x, x]), t, torch.cat([cond, null]))
             n = x.shape[0]
-            return combine_guided(Prediction(both.x0[:n], both.eps[:n]), Prediction(both.x0[n:], both.eps[n:]), guidance)
+            out = combine_guided(Prediction(both.x0[:n], both.eps[:n]), Prediction(both.x0[n:], both.eps[n:]), guidance)
+            if getattr(both, "var_frac", None) is None:
+                return out
+            return VariancePrediction(out.x0, out.eps, both.var_frac[:n])  # a learned variance: the conditional one
 
         return guided
 

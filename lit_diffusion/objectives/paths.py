@@ -175,6 +175,11 @@ class DiscreteVPPath(GaussianPath):
     linearly in t and sigma_t = sqrt(1 - alpha_t^2), so the path is continuous, variance preserving,
     and exact at every step. schedule "linear": beta from 1e-4 to 0.02 at T = 1000 (Ho et al.; scaled
     by 1000 / T otherwise); "cosine": Nichol & Dhariwal 2021, eq. 17, offset s = 0.008, betas <= 0.999.
+
+    Time-index convention: the network is called with t = n / T at alpha_bar_n (1-based n). Ho et al.'s code,
+    diffusers and DiT call theirs with the 0-based index k = n - 1 (alphas_cumprod[k]); a model imported from
+    them is built with the backbone option time_shift=-1 (and time_scale=1000), so that at t = n / 1000 it
+    embeds 1000 t - 1 = k, exactly the integer its authors fed it. diffusers timestep k <-> t = (k + 1) / T.
     """
 
     t_min = 1e-3
@@ -200,6 +205,10 @@ class DiscreteVPPath(GaussianPath):
 
     def betas(self) -> torch.Tensor:
         return -torch.expm1(self._log_alpha_bar[1:] - self._log_alpha_bar[:-1])
+
+    def log_alpha_bar(self) -> torch.Tensor:
+        """(T+1,) float64 log alpha_bar_n for n = 0..T (n = 0: clean data, log 1 = 0)."""
+        return self._log_alpha_bar.clone()
 
     def _log_alpha_sq(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Piecewise-linear log alpha_t^2 and its slope in t."""
