@@ -97,12 +97,16 @@ class DiffusionModule(pl.LightningModule):
         seed: seed of the noise and time draws (offset by rank); saved and restored with checkpoints.
         init_from: start from the weights (and EMA) of this checkpoint, e.g. a 2-rectified flow from its
             parent; the optimiser, step and images seen start fresh.
+        latent: the autoencoder and latent normalisation of latent shards (see generation/latents.py); set by
+            `lit-diffusion fit` from the shards' dataset.json and kept in the checkpoint, so that sampling, previews
+            and scoring decode samples to images. None: a pixel-space model.
     """
 
     def __init__(self, backbone: nn.Module, objective: DiffusionObjective, max_images: int = 1_000_000,
                  lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0,
                  schedule: LRSchedule | None = None, ema_decay: float = 0.9999, ema_sigma_rel: float | None = None,
-                 conditional: bool = False, compile: bool = False, seed: int = 0, init_from: str | None = None):
+                 conditional: bool = False, compile: bool = False, seed: int = 0, init_from: str | None = None,
+                 latent: dict | None = None):
         super().__init__()
         if max_images < 1:
             raise ValueError(f"DiffusionModule: max_images must be >= 1, got {max_images}")
@@ -117,6 +121,7 @@ class DiffusionModule(pl.LightningModule):
         self.schedule = schedule or LRSchedule()
         self.ema = EMA(backbone, decay=ema_decay, sigma_rel=ema_sigma_rel)
         self.conditional, self.compile_backbone, self.seed = conditional, compile, int(seed)
+        self.latent = latent
         self.images_seen = 0
         self.train_seconds = 0.0  # wall time spent in fit, summed over resumes (equal-compute comparisons)
         self._fit_clock: tuple[float, float] | None = None  # (perf_counter at fit start, train_seconds then)
@@ -137,6 +142,14 @@ class DiffusionModule(pl.LightningModule):
         except FileNotFoundError:
             raise FileNotFoundError(f"DiffusionModule: init_from checkpoint {path} does not exist") from None
         own = {k: v for k, v in state.items() if k.startswith(("backbone.", "ema.shadow."))}
+        # shapes are checked first: load_state_dict would raise a RuntimeError listing every tensor
+        mine = self.state_dict()
+        wrong = [f"{k} {tuple(v.shape)} vs {tuple(mine[k].shape)}" for k, v in own.items()
+                 if k in mine and tuple(v.shape) != tuple(mine[k].shape)]
+        if wrong:
+            raise ValueError(f"DiffusionModule: init_from {path} does not fit this backbone "
+                             f"({len(wrong)} tensors of another shape, e.g. {wrong[:3]}); give a checkpoint "
+                             f"of the same backbone configuration")
         missing, unexpected = self.load_state_dict(own, strict=False)
         missing = [k for k in missing if k.startswith(("backbone.", "ema.shadow."))]
         if missing or unexpected:
