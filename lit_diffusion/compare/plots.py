@@ -1,4 +1,5 @@
-"""The comparison's figures: quality vs NFE, loss vs images seen, throughput, and sample grids."""
+"""The comparison's figures: quality vs NFE, quality vs training FLOPs and wall time, loss vs images seen,
+throughput, and sample grids."""
 from __future__ import annotations
 
 import statistics
@@ -40,6 +41,25 @@ def quality_vs_nfe(summary: Summary, samplers: dict[str, list[str]], title: str,
            ylabel="Fréchet distance (lower is better)", title=f"{title}: quality vs NFE")
     ax.set_xticks(nfes, [str(n) for n in nfes])
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    _save(fig, path)
+
+
+def quality_vs_compute(points, x: str, path: Path) -> None:
+    """FD along training against `x` ("flops": training FLOPs, "seconds": wall time in fit), one line per
+    objective (mean over seeds at each checkpoint step)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, name in enumerate(dict.fromkeys(p.objective for p in points)):
+        steps: dict[int, list] = {}
+        for p in points:
+            if p.objective == name:
+                steps.setdefault(p.step, []).append(p)
+        pts = sorted((statistics.fmean(getattr(q, x) for q in ps), statistics.fmean(q.fd for q in ps))
+                     for ps in steps.values())
+        ax.plot(*zip(*pts), marker="o", color=f"C{i}", label=f"{name} ({points[0].num_samples} samples)")
+    label = {"flops": "training FLOPs", "seconds": "wall time in fit (s)"}[x]
+    ax.set(xlabel=label, ylabel="Fréchet distance (lower is better)", yscale="log",
+           title=f"Quality vs {'compute' if x == 'flops' else 'wall time'}")
+    ax.legend(fontsize=7)
     _save(fig, path)
 
 

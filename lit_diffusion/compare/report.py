@@ -1,37 +1,130 @@
-"""The comparison report: `report.md` (objective x sampler x NFE -> FD, KID, accuracy, mean +- std over
-seeds; training throughput, wall time, parameters), PNG plots (quality vs NFE, loss vs images seen,
-throughput) and one sample grid per objective; the same tables and plots go to W&B when
+"""The comparison report: `report.md` (objective x sampler x NFE -> FD with its bootstrap interval, KID,
+accuracy, mean +- std over seeds; the winner per NFE only where intervals separate, else a tie; each run's
+training FLOPs and wall time; quality vs training FLOPs and wall time; the post-hoc EMA sweep; the protocol
+card), PNG plots and one sample grid per objective; the same tables, plots and cards go to W&B when
 WANDB_PROJECT is set."""
 from __future__ import annotations
 
+import json
 import os
+import statistics
 from pathlib import Path
 
 from lit_diffusion.compare import plots
-from lit_diffusion.compare.aggregate import Summary, fmt
+from lit_diffusion.compare.aggregate import Summary, fmt, mean_std
+from lit_diffusion.compare.card import card_markdown, shared_and_varying
 from lit_diffusion.compare.results import TrainRecord
 
+CARD_ROW_FIELDS = ("sampler", "grid", "nfe", "num_generated", "ema", "guidance")  # shown per row when they vary
 
-def _markdown(suite, summary: Summary, records: dict[tuple[str, int], TrainRecord], feature_net, reference) -> list[str]:
-    lines = [f"# Comparison: {suite.name}", "",
-             f"Suite `{suite.source}`; budget {suite.max_images:,} images per run; seeds {suite.seeds}; "
-             f"{suite.num_samples} samples per evaluation from one shared noise bank; features: "
-             f"{getattr(feature_net, 'name', type(feature_net).__name__)} (reference: {int(reference.get('num', 0)):,} images).",
-             "", "| objective | sampler | NFE | FD ↓ | KID ↓ | class accuracy |", "|---|---|---|---|---|---|"]
+
+def _interval(row) -> str:
+    return "–" if row.interval is None else f"[{row.interval[0]:.3f}, {row.interval[1]:.3f}]"
+
+
+def _scores_table(summary: Summary, cards: dict) -> list[str]:
+    varying = [k for k in cards["varying"] if k not in CARD_ROW_FIELDS]  # sampler/NFE/EMA are columns already
+    head = "| objective | sampler | NFE | FD ↓ | FD 95% interval | KID ↓ | class accuracy |"
+    lines = [head + "".join(f" {k} |" for k in varying), "|---" * (7 + len(varying)) + "|"]
     for r in summary.rows:
-        lines.append(f"| {r.objective} | {r.setting.sampler_key} | {r.nfe} | {fmt(r.fd)} | {fmt(r.kid)} | "
-                     f"{fmt(r.accuracy) if r.accuracy else '–'} |")
-    lines += ["", "| objective | best (sampler@NFE) | FD | untrained network, same sampler | training images/s | "
-              "wall time (s) | parameters |", "|---|---|---|---|---|---|---|"]
+        card = cards["rows"].get((r.objective, r.setting), {})
+        lines.append(f"| {r.objective} | {r.setting.sampler_key} | {r.nfe} | {fmt(r.fd)} | {_interval(r)} | "
+                     f"{fmt(r.kid)} | {fmt(r.accuracy) if r.accuracy else '–'} |"
+                     + "".join(f" {card.get(k, '–')} |" for k in varying))
+    return lines
+
+
+def _compute_table(suite, records: dict[tuple[str, int], TrainRecord]) -> list[str]:
+    lines = ["| objective | training FLOPs per image | training FLOPs per run | wall time in fit (s) | images seen | "
+             "optimiser steps | training images/s |", "|---|---|---|---|---|---|---|"]
     for entry in suite.objectives:
         t = [records[(entry.name, s)] for s in suite.seeds]
+        per_image = f"{t[0].flops_per_image / 1e6:.2f} MFLOP" if t[0].flops_per_image else "not measured"
+        total = fmt([x.flops / 1e12 for x in t]) + " TFLOP" if t[0].flops else "–"
+        lines.append(f"| {entry.name} | {per_image} | {total} | {fmt([x.seconds for x in t])} | "
+                     f"{_counts([x.images_seen for x in t])} | {_counts([x.steps for x in t])} | "
+                     f"{fmt([x.images_per_second for x in t])} |")
+    return lines
+
+
+def _counts(values: list[int]) -> str:
+    """Whole numbers: one value when the seeds agree, else each seed's."""
+    return f"{values[0]:,}" if len(set(values)) == 1 else " / ".join(f"{v:,}" for v in values)
+
+
+def _curve_table(curve) -> list[str]:
+    if not curve:
+        return []
+    lines = ["| objective | seed | setting | step | images seen | training TFLOP | wall time (s) | FD ↓ |",
+             "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {p.objective} | {p.seed} | {p.setting} | {p.step} | {p.images_seen:,} | {p.flops / 1e12:.4f} | "
+              f"{p.seconds:.1f} | {p.fd:.3f} |" for p in curve]
+    return lines
+
+
+def _sweep_table(sweep) -> list[str]:
+    if not sweep:
+        return []
+    lines = ["| objective | setting | sigma_rel | FD ↓ (mean over seeds) | profile residual |", "|---|---|---|---|---|"]
+    best = {}
+    for name in dict.fromkeys(p.objective for p in sweep):
+        rows = {}
+        for p in sweep:
+            if p.objective == name:
+                rows.setdefault(p.sigma_rel, []).append(p)
+        means = {s: statistics.fmean(q.fd for q in ps) for s, ps in rows.items()}
+        best[name] = min(means, key=means.get)
+        for s, ps in rows.items():
+            mark = " **best**" if s == best[name] else ""
+            lines.append(f"| {name} | {ps[0].setting} | {s:g}{mark} | {fmt([q.fd for q in ps])} | "
+                         f"{max(q.residual for q in ps):.2e} |")
+    return lines
+
+
+def collect_cards(summary: Summary, scores_cards: list[tuple]) -> dict:
+    """The shared card, the varying field names, and each table row's card (first seed's)."""
+    rows = {}
+    for objective, setting, card in scores_cards:
+        rows.setdefault((objective, setting), card)
+    shared, varying = shared_and_varying([c for _, _, c in scores_cards])
+    return {"shared": shared, "varying": varying, "rows": rows}
+
+
+def _markdown(suite, summary: Summary, records, feature_net, reference, cards: dict, curve, sweep) -> list[str]:
+    lines = [f"# Comparison: {suite.name}", "",
+             f"Suite `{suite.source}`; budget {suite.budget_text}; seeds {suite.seeds}; "
+             f"{suite.num_samples} samples per evaluation from one shared noise bank; features: "
+             f"{getattr(feature_net, 'name', type(feature_net).__name__)} (reference: {int(reference.get('num', 0)):,} images). "
+             f"Each FD is the mean ± std over seeds; its interval is the {int(100 * 0.95)}% bootstrap interval over the "
+             f"generated samples ({suite.bootstrap} resamples; over several seeds the union of the seeds' intervals).",
+             "", *_scores_table(summary, cards), ""]
+    lines += ["| objective | best (sampler@NFE) | FD | untrained network, same sampler |", "|---|---|---|---|"]
+    for entry in suite.objectives:
         best, untrained = summary.best[entry.name], summary.untrained[entry.name]
         lines.append(f"| {entry.name} | {best.setting.label} | {best.mean_fd:.3f} | "
-                     f"{fmt([u.fd for u in untrained])} ({untrained[0].setting.label}) | "
-                     f"{fmt([x.images_per_second for x in t])} | {fmt([x.seconds for x in t])} | {t[0].parameters:,} |")
-    lines += ["", "| NFE | winner (lowest FD) | FD |", "|---|---|---|"]
-    lines += [f"| {n} | {w.objective} ({w.setting.sampler_key}) | {w.mean_fd:.3f} |" for n, w in sorted(summary.winners.items())]
-    lines += ["", "| objective | config | overrides |", "|---|---|---|"]
+                     f"{fmt([u.fd for u in untrained])} ({untrained[0].setting.label}) |")
+    lines += ["", "Winner per NFE: declared only where the lowest FD's interval lies below every other objective's "
+              "best interval at that NFE; otherwise a tie of every objective whose interval overlaps it.", "",
+              "| NFE | winner or tie | lowest FD | its interval |", "|---|---|---|---|"]
+    lines += [f"| {n} | {summary.verdict(n)} | {w.mean_fd:.3f} | {_interval(w)} |" for n, w in sorted(summary.winners.items())]
+    lines += ["", "## Compute", "", f"Training FLOPs are measured on each objective's real training step (every "
+              "forward, backward and JVP pass of its loss, a teacher's forwards included; torch.utils.flop_counter) "
+              "x images seen; wall time is time in fit, summed over resumes.", "", *_compute_table(suite, records), ""]
+    if curve:
+        lines += ["## Quality vs compute", "", f"FD along training at each objective's default setting (its first "
+                  f"sampler at that sampler's largest NFE), from **{suite.curve_samples} samples** per point (cheaper "
+                  f"than the {suite.num_samples} of the table above, so not comparable to it in absolute value).", "",
+                  "![FD vs training FLOPs](fd_vs_flops.png) ![FD vs wall time](fd_vs_time.png)", "",
+                  *_curve_table(curve), ""]
+    if sweep:
+        lines += ["## Post-hoc EMA length sweep", "", "Each run's EMA reconstructed from its snapshots (EDM2 sec. 3) at "
+                  "each sigma_rel, scored at the default setting; the best per objective is marked.", "",
+                  *_sweep_table(sweep), ""]
+    lines += ["## Protocol", "", "Shared by every score of this report (fields that differ are columns of the table "
+              "above or listed below):", "", *card_markdown(cards["shared"]), ""]
+    if cards["varying"]:
+        lines += [f"Fields that differ between scores: {', '.join(cards['varying'])}.", ""]
+    lines += ["| objective | config | overrides |", "|---|---|---|"]
     lines += [f"| {e.name} | `{Path(e.config).name}` | {' '.join(f'`{o}`' for o in e.overrides) or '–'} |"
               for e in suite.objectives]
     lines += ["", "![quality vs NFE](quality_vs_nfe.png)", "![loss vs images](loss_vs_images.png)",
@@ -41,10 +134,13 @@ def _markdown(suite, summary: Summary, records: dict[tuple[str, int], TrainRecor
     return lines
 
 
-def _figures(suite, summary: Summary, records: dict[tuple[str, int], TrainRecord], out: Path) -> None:
+def _figures(suite, summary: Summary, records: dict[tuple[str, int], TrainRecord], out: Path, curve) -> None:
     names, first = [e.name for e in suite.objectives], suite.seeds[0]
     plots.quality_vs_nfe(summary, {e.name: list(e.samplers) for e in suite.objectives}, suite.name,
                          out / "quality_vs_nfe.png")
+    if curve:
+        plots.quality_vs_compute(curve, "flops", out / "fd_vs_flops.png")
+        plots.quality_vs_compute(curve, "seconds", out / "fd_vs_time.png")
     plots.loss_vs_images({n: suite.run(n, first) for n in names}, out / "loss_vs_images.png")
     plots.throughput({n: [records[(n, s)].images_per_second for s in suite.seeds] for n in names}, out / "throughput.png")
     for name in names:  # the grid of each objective's best setting, first seed
@@ -53,23 +149,33 @@ def _figures(suite, summary: Summary, records: dict[tuple[str, int], TrainRecord
                              out / f"samples_{n}.png") for n in names], out / "samples.png")
 
 
-def write_report(suite, records: dict[tuple[str, int], TrainRecord], summary: Summary, feature_net, reference) -> Path:
+def write_report(suite, records: dict[tuple[str, int], TrainRecord], summary: Summary, feature_net, reference,
+                 curve=(), sweep=(), scores=()) -> Path:
     out = Path(suite.out)
-    lines = _markdown(suite, summary, records, feature_net, reference)
-    _figures(suite, summary, records, out)
+    cards = collect_cards(summary, [(r.objective, r.setting, r.protocol) for r in scores if not r.untrained and r.protocol])
+    lines = _markdown(suite, summary, records, feature_net, reference, cards, list(curve), list(sweep))
+    _figures(suite, summary, records, out, list(curve))
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
-    _to_wandb(suite, lines, out)
+    _to_wandb(suite, lines, out, cards, records, summary)
     return report
 
 
-def _to_wandb(suite, lines, out: Path) -> None:
+def _to_wandb(suite, lines, out: Path, cards: dict, records, summary: Summary | None = None) -> None:
     project = os.environ.get("WANDB_PROJECT")
     if not project:
         return
     import wandb
 
-    run = wandb.init(project=project, name=f"compare-{suite.name}", job_type="compare", dir=str(out))
-    run.log({"report": wandb.Html("<pre>" + "\n".join(lines) + "</pre>")} |
+    run = wandb.init(project=project, name=f"compare-{suite.name}", job_type="compare", dir=str(out),
+                     config={"protocol": cards["shared"], "budget": suite.budget_text})
+    table = wandb.Table(columns=["objective", "seed", "training_flops", "wall_seconds", "images_seen"],
+                        data=[[o, s, r.flops, r.seconds, r.images_seen] for (o, s), r in records.items()])
+    scores = wandb.Table(columns=["objective", "sampler", "nfe", "fd_mean", "fd_std", "fd_low", "fd_high", "protocol"],
+                         data=[[r.objective, r.setting.sampler_key, r.nfe, *mean_std(r.fd), *(r.interval or (None, None)),
+                                json.dumps(cards["rows"].get((r.objective, r.setting), {}))]
+                               for r in (summary.rows if summary else [])])
+    run.log({"report": wandb.Html("<pre>" + "\n".join(lines) + "</pre>"), "compute": table, "scores": scores} |
             {p.stem: wandb.Image(str(p)) for p in out.glob("*.png")})
+    run.summary["protocol_varying_fields"] = cards["varying"]
     run.finish()

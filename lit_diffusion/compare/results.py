@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from lit_diffusion.runs import CheckpointInfo, RunDirectory
 
@@ -40,10 +40,17 @@ class ScoreRow:
     untrained: bool  # the same model freshly initialised from the seed: the baseline
     metrics: dict  # fd, kid, class_accuracy (conditional models), ...
     nfe_used: int  # the sampler's exact network evaluations per sample (may differ from the asked NFE)
+    protocol: dict = field(default_factory=dict, compare=False)  # the score's protocol card (compare/card.py)
 
     @property
     def fd(self) -> float:
         return self.metrics["fd"]
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """The bootstrap interval of FD over the generated samples, when computed."""
+        low, high = self.metrics.get("fd_low"), self.metrics.get("fd_high")
+        return None if low is None or high is None else (low, high)
 
 
 @dataclass(frozen=True)
@@ -54,11 +61,15 @@ class TrainRecord:
     images_seen: int
     parameters: int  # of the backbone
     images_per_second: float
+    flops_per_image: float = 0.0  # measured training FLOPs of one step / its images (0: not measured)
+    flops: float = 0.0  # training FLOPs of the run: flops_per_image x images seen (all ranks)
+    steps: int = 0  # optimiser steps
 
     @classmethod
-    def from_checkpoint(cls, info: CheckpointInfo) -> "TrainRecord":
+    def from_checkpoint(cls, info: CheckpointInfo, flops_per_image: float = 0.0) -> "TrainRecord":
         return cls(info.train_seconds, info.images_seen, info.backbone_parameters,
-                   info.images_seen / max(info.train_seconds, 1e-9))
+                   info.images_seen / max(info.train_seconds, 1e-9), flops_per_image,
+                   flops_per_image * info.images_seen, info.global_step)
 
     def write(self, run: RunDirectory) -> None:
         run.train_record.write_text(json.dumps(asdict(self), indent=1))

@@ -1,12 +1,16 @@
-"""Run a comparison suite: build the shards if missing, train every objective x seed on the shared budget
-(skipping finished runs, resuming unfinished ones), score each at its samplers x NFEs on one shared noise
-bank, and write the report."""
+"""Run a comparison suite: build the shards if missing, measure each objective's training FLOPs per step, train
+every objective x seed on the shared budget (images, FLOPs or time; skipping finished runs, resuming unfinished
+ones), score each at its samplers x NFEs on one shared noise bank (with bootstrap intervals and protocol cards),
+along training (quality vs compute) and at a sweep of post-hoc EMA lengths, and write the report."""
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
 from lit_diffusion.compare.aggregate import summarise
+from lit_diffusion.compare.compute import resolve_budgets
+from lit_diffusion.compare.curve import score_curve, write_curve
+from lit_diffusion.compare.ema_sweep import sweep_run
 from lit_diffusion.compare.report import write_report
 from lit_diffusion.compare.score import DEVICE, score_run
 from lit_diffusion.compare.suite import Suite
@@ -33,24 +37,40 @@ def ensure_shards(suite: Suite) -> None:
     build(**arguments)
 
 
+def feature_network(suite: Suite, out: Path):
+    """The evaluation's feature network: the published Inception for RGB datasets where it is installed, the
+    project's classifier otherwise (evaluation.features.default_feature_network)."""
+    from lit_diffusion.evaluation import features
+
+    choose = getattr(features, "default_feature_network", None)
+    if choose is not None:
+        return choose(suite.shards, cache_dir=str(out / "cache"), device=DEVICE)
+    return features.load_or_train_classifier(suite.shards, cache_dir=str(out / "cache"), device=DEVICE)
+
+
 def run_suite(suite: Suite, log=print) -> Path:
-    """Train, score and report; returns the path of report.md."""
-    from lit_diffusion.evaluation.features import load_or_train_classifier
+    """Measure each objective's training FLOPs per step (and under a FLOP budget its image budget), train,
+    score (final table with intervals, quality-vs-compute curve, EMA sweep) and report; returns report.md."""
     from lit_diffusion.evaluation.reference import reference_stats
 
     out = Path(suite.out)
     out.mkdir(parents=True, exist_ok=True)
     ensure_shards(suite)
     started = time.perf_counter()
-    records = train_all(suite, log)
+    costs = resolve_budgets(suite, log)
+    records = train_all(suite, log, costs)
     trained_at = time.perf_counter()
     log("[evaluation] feature network and reference statistics (cached after the first time)")
-    feature_net = load_or_train_classifier(suite.shards, cache_dir=str(out / "cache"), device=DEVICE)
+    feature_net = feature_network(suite, out)
     reference = reference_stats(feature_net, suite.shards, cache_dir=str(out / "cache"))
     scores = [row for e in suite.objectives for s in suite.seeds
               for row in score_run(suite, e, s, feature_net, reference, log)]
+    curve = [p for e in suite.objectives for s in suite.seeds
+             for p in score_curve(suite, e, s, costs[e.name].flops_per_image, feature_net, reference, log)]
+    write_curve(curve, out / "quality_vs_compute.json")
+    sweep = [p for e in suite.objectives for s in suite.seeds for p in sweep_run(suite, e, s, feature_net, reference, log)]
     summary = summarise([e.name for e in suite.objectives], suite.seeds, scores)
-    report = write_report(suite, records, summary, feature_net, reference)
+    report = write_report(suite, records, summary, feature_net, reference, curve, sweep, scores)
     done = time.perf_counter()
     log(f"[done] this start took {(done - started) / 60:.1f} min: training {(trained_at - started) / 60:.1f} min "
         f"(runs trained earlier are not counted), evaluation and report {(done - trained_at) / 60:.1f} min")

@@ -9,9 +9,11 @@ import json
 
 import torch
 
+from lit_diffusion.compare.card import protocol_card
 from lit_diffusion.compare.noise_bank import NoiseBank
 from lit_diffusion.compare.results import ScoreRow, Setting
 from lit_diffusion.compare.suite import ObjectiveEntry, Suite
+from lit_diffusion.generation.latents import LatentCodec, to_images
 from lit_diffusion.runs import RunDirectory, read_checkpoint_info
 
 BANK_SEED = 20_251  # the evaluation noise is the same for every objective, sampler and seed
@@ -51,23 +53,31 @@ def _checkpoint_identity(run: RunDirectory) -> str | None:
     return read_checkpoint_info(run.last_checkpoint).identity if run.last_checkpoint.is_file() else None
 
 
-def sample_and_score(module, suite: Suite, setting: Setting, feature_net, reference) -> tuple[dict, torch.Tensor]:
-    """Metrics (and "nfe": the NFE the sampler used) of `suite.num_samples` samples of the module's EMA network
-    from the shared noise bank, and the samples."""
+def sample_and_score(module, suite: Suite, setting: Setting, feature_net, reference, num_samples: int | None = None,
+                     bootstrap: int = 0) -> tuple[dict, torch.Tensor]:
+    """Metrics (and "nfe": the NFE the sampler used) of `num_samples` (default the suite's) samples of the
+    module's EMA network from the shared noise bank, and the samples. With `bootstrap` replicates, also the
+    bootstrap interval of FD over the generated samples ("fd_low", "fd_high", "fd_level")."""
     from lit_diffusion.evaluation.metrics import evaluate_samples
 
     classes = module.sample_classes
-    bank = NoiseBank(module.sample_shape, suite.num_samples, seed=BANK_SEED, num_classes=classes)
+    bank = NoiseBank(module.sample_shape, num_samples or suite.num_samples, seed=BANK_SEED, num_classes=classes)
     samples, labels, used = [], [], setting.nfe
     device = next(module.parameters()).device
+    codec = LatentCodec(module.latent) if getattr(module, "latent", None) else None  # latent models: decode
     for batch in bank.generate(module.objective, module.ema.shadow, suite.batch_size, device,
                                sampler=setting.sampler, nfe=setting.nfe, grid=setting.grid):
-        samples.append(batch.x0.clamp(-1, 1).cpu())
+        samples.append(to_images(batch.x0, getattr(module, "latent", None), codec).clamp(-1, 1).cpu())  # FD on pixels
         labels.append(batch.labels)
         used = batch.nfe
     x = torch.cat(samples)
     metrics = evaluate_samples(x, feature_net, reference, labels=torch.cat(labels) if classes else None)
-    return {k: float(v) for k, v in metrics.items()} | {"nfe": used}, x
+    metrics = {k: None if v is None else float(v) for k, v in metrics.items()}
+    if bootstrap:
+        from lit_diffusion.compare.intervals import fd_interval
+
+        metrics |= fd_interval(x, feature_net, reference, bootstrap)
+    return metrics | {"nfe": used}, x
 
 
 def score_run(suite: Suite, entry: ObjectiveEntry, seed: int, feature_net, reference, log=print) -> list[ScoreRow]:
@@ -79,12 +89,17 @@ def score_run(suite: Suite, entry: ObjectiveEntry, seed: int, feature_net, refer
 
     def score(setting: Setting, untrained: bool, make_module) -> ScoreRow:
         scores = cache.get(setting, untrained)
-        if scores is None:
-            scores, x = sample_and_score(make_module(), suite, setting, feature_net, reference)
+        # entries written before intervals and protocol cards existed are scored again
+        bootstrap = 0 if untrained else suite.bootstrap  # the untrained baseline never competes for a winner
+        if scores is None or "protocol" not in scores or (bootstrap and "fd_low" not in scores):
+            module = make_module()
+            scores, x = sample_and_score(module, suite, setting, feature_net, reference, bootstrap=bootstrap)
+            scores["protocol"] = protocol_card(suite, feature_net, reference, setting, module, suite.num_samples,
+                                               untrained)
             cache.put(setting, untrained, scores, x)
             log(f"[{entry.name} seed {seed}] {cache.name(setting, untrained)}: FD {scores['fd']:.3f}")
-        metrics = {k: v for k, v in scores.items() if k not in ("nfe", CHECKPOINT_KEY)}
-        return ScoreRow(entry.name, seed, setting, untrained, metrics, int(scores["nfe"]))
+        metrics = {k: v for k, v in scores.items() if k not in ("nfe", CHECKPOINT_KEY, "protocol")}
+        return ScoreRow(entry.name, seed, setting, untrained, metrics, int(scores["nfe"]), scores["protocol"])
 
     trained = functools.cache(lambda: load_module(run.last_checkpoint).to(DEVICE))  # loaded once, only if needed
     rows = [score(Setting.from_suite(key, nfe), False, trained) for key, nfes in entry.samplers.items() for nfe in nfes]

@@ -47,7 +47,8 @@ class Suite:
     objectives: list[ObjectiveEntry]
     build: list[str] | None = None  # `lit-diffusion data build` arguments when the shards are missing
     overrides: list[str] = field(default_factory=list)
-    max_images: int = 64_000
+    max_images: int = 64_000  # images per run (under a FLOP budget: each objective's, in objective_images)
+    max_flops: float | None = None  # training FLOPs per run (all ranks), turned into images per objective
     max_time: str | None = None  # Lightning's "DD:HH:MM:SS" wall-clock limit per run
     max_time_seconds: float = 0.0  # the same in seconds (0: none)
     seeds: list[int] = field(default_factory=lambda: [0])
@@ -56,7 +57,12 @@ class Suite:
     launcher: str = "local"  # "slurm": the trainings run as one SLURM job array, evaluation runs here
     slurm: JobOptions = field(default_factory=JobOptions)  # resources of each array task
     max_parallel: int | None = None  # at most this many array tasks at once
+    curve_points: int = 3  # quality vs compute: checkpoints scored along each run (0: none)
+    curve_samples: int = 200  # samples per quality-vs-compute point (cheaper than num_samples, and said so)
+    bootstrap: int = 200  # bootstrap resamples of the FD interval (0: none)
+    ema_sweep: list[float] = field(default_factory=list)  # post-hoc EMA sigma_rel values scored (needs snapshots)
     source: str = ""  # the file it was read from
+    objective_images: dict[str, int] = field(default_factory=dict)  # set from measured FLOPs under max_flops
 
     def __post_init__(self):
         names = [o.name for o in self.objectives]
@@ -69,6 +75,27 @@ class Suite:
             self.max_time_seconds = _seconds(self.max_time)
         if self.max_images < 1 or self.num_samples < 2 or not self.seeds:
             raise SuiteError("need budget.max_images >= 1, evaluation.num_samples >= 2 and at least one seed")
+        if self.max_flops is not None and (isinstance(self.max_flops, bool) or not isinstance(self.max_flops, (int, float))
+                                           or not self.max_flops > 0):
+            raise SuiteError(f"budget.max_flops must be a positive number (e.g. 2.0e13), got {self.max_flops!r}")
+        if self.curve_points < 0 or self.curve_samples < 2 or self.bootstrap < 0:
+            raise SuiteError("need evaluation.curve_points >= 0, evaluation.curve_samples >= 2 and "
+                             "evaluation.bootstrap >= 0")
+        if not all(isinstance(s, (int, float)) and 0 < s < 1 for s in self.ema_sweep):
+            raise SuiteError(f"evaluation.ema_sweep must be a list of sigma_rel values in (0, 1), got {self.ema_sweep!r}")
+
+    def max_images_for(self, objective: str) -> int:
+        """The image budget of this objective's runs: the suite's, or under a FLOP budget its own."""
+        if self.max_flops and objective not in self.objective_images:
+            raise SuiteError(f"budget.max_flops: {objective!r} has no image budget yet (compute.resolve_budgets "
+                             "measures it)")
+        return self.objective_images.get(objective, self.max_images)
+
+    @property
+    def budget_text(self) -> str:
+        """The budget in words, for logs and the report."""
+        parts = [f"{self.max_flops:.3g} training FLOPs" if self.max_flops else f"{self.max_images:,} images"]
+        return " or ".join(parts + ([f"{self.max_time} wall-clock"] if self.max_time else [])) + " per run"
 
     def run_dir(self, objective: str, seed: int) -> Path:
         return Path(self.out) / "runs" / f"{objective}-seed{seed}"
@@ -131,13 +158,29 @@ def _suite(path: Path, raw: dict) -> Suite:
     objectives = [_objective(i, entry, resolve) for i, entry in enumerate(_need(raw, "objectives", list))]
     name, out, base_config, shards = (_need(raw, key, str) for key in ("name", "out", "base_config", "shards"))
     budget, evaluation = raw.get("budget", {}) or {}, raw.get("evaluation", {}) or {}
+    unknown = sorted(set(budget) - {"max_images", "max_flops", "max_time"})
+    if unknown:
+        raise SuiteError(f"unknown budget keys {unknown}; known: ['max_flops', 'max_images', 'max_time']")
+    if "max_flops" in budget and "max_images" in budget:
+        raise SuiteError("give budget.max_images or budget.max_flops, not both (max_time may go with either)")
+    max_flops = budget.get("max_flops")
+    if isinstance(max_flops, str):  # YAML reads 2e13 (no dot) as a string
+        try:
+            max_flops = float(max_flops)
+        except ValueError:
+            raise SuiteError(f"budget.max_flops must be a number, e.g. 2.0e13, got {max_flops!r}") from None
     slurm, max_parallel = _slurm_options(raw.get("slurm"), name)
     return Suite(name=name, out=out, base_config=resolve(base_config), shards=shards, objectives=objectives,
                  build=raw.get("build"), overrides=[str(o) for o in raw.get("overrides", [])],
-                 max_images=_integer(budget, "max_images", 64_000, "budget."), max_time=budget.get("max_time"),
+                 max_images=_integer(budget, "max_images", 64_000, "budget."), max_flops=max_flops,
+                 max_time=budget.get("max_time"),
                  seeds=_seeds(raw.get("seeds", [0])), num_samples=_integer(evaluation, "num_samples", 1000, "evaluation."),
                  batch_size=_integer(evaluation, "batch_size", 250, "evaluation."), launcher=raw.get("launcher", "local"),
-                 slurm=slurm, max_parallel=max_parallel, source=str(path))
+                 slurm=slurm, max_parallel=max_parallel, source=str(path),
+                 curve_points=_integer(evaluation, "curve_points", 3, "evaluation."),
+                 curve_samples=_integer(evaluation, "curve_samples", 200, "evaluation."),
+                 bootstrap=_integer(evaluation, "bootstrap", 200, "evaluation."),
+                 ema_sweep=list(evaluation.get("ema_sweep") or []))
 
 
 def _integer(section: dict, key: str, default: int, where: str) -> int:

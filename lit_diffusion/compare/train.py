@@ -16,24 +16,50 @@ from lit_diffusion.compare.suite import ObjectiveEntry, Suite
 from lit_diffusion.runs import MetricsLog, RunDirectory, read_checkpoint_info
 
 
-def finished(suite: Suite, run: RunDirectory) -> bool:
-    """Whether the run's last checkpoint has used up the suite's budget (images, or wall-clock time)."""
-    last = run.last_checkpoint
-    return last.is_file() and read_checkpoint_info(last).finished(suite.max_images, suite.max_time_seconds)
+def finished(suite: Suite, objective: str, seed: int) -> bool:
+    """Whether the run's last checkpoint has used up its budget (images, FLOPs as images, or wall-clock time)."""
+    last = suite.run(objective, seed).last_checkpoint
+    return last.is_file() and read_checkpoint_info(last).finished(suite.max_images_for(objective), suite.max_time_seconds)
 
 
-def fit_config(suite: Suite, entry: ObjectiveEntry, seed: int, extra_overrides: list[str] = ()) -> dict:
+def checkpoint_spacing(suite: Suite, max_images: int, batch_size: int, log_every: int) -> dict:
+    """Settings that keep `suite.curve_points` evenly spaced checkpoints of the run (one rank's batch: with more
+    ranks the run takes fewer steps and keeps fewer points) for the quality-vs-compute curve. The spacing is a
+    multiple of the logging interval: numbered checkpoints are ranked by train/loss, which exists only at log
+    steps (elsewhere Lightning writes last.ckpt alone)."""
+    if suite.curve_points < 1:
+        return {}
+    steps = max(1, -(-max_images // batch_size))
+    every = -(-steps // suite.curve_points)
+    return {"checkpoint_every_n_steps": max(1, -(-every // log_every)) * log_every, "keep_checkpoints": -1}
+
+
+def fit_config(suite: Suite, entry: ObjectiveEntry, seed: int, extra_overrides: list[str] = (),
+               max_images: int | None = None) -> dict:
     """The full fit config of one run: base config, objective config, the suite's settings for this run, then
-    the suite's and the objective's overrides (CLI strings, as users write them in suites)."""
+    the suite's and the objective's overrides (CLI strings, as users write them in suites). `max_images`
+    replaces the run's image budget (the FLOP probe builds the model before budgets in FLOPs are resolved)."""
     from lit_diffusion.training.cli import compose_fit_config  # Lightning is loaded only when training
 
+    max_images = max_images or suite.max_images_for(entry.name)
     settings = {"seed_everything": seed, "preview_every_n_steps": 0,
                 "data": {"train_shards": suite.shards},
                 "trainer": {"default_root_dir": str(suite.run_dir(entry.name, seed))}
                 | ({"max_time": suite.max_time} if suite.max_time else {}),
-                "model": {"max_images": suite.max_images, "seed": seed}}
+                "model": {"max_images": max_images, "seed": seed}}
     overrides = [*suite.overrides, *entry.overrides, *extra_overrides]
-    return compose_fit_config([suite.base_config, entry.config], overrides, settings)
+    config = compose_fit_config([suite.base_config, entry.config], overrides, settings)
+    batch_size = int(config["data"]["batch_size"])
+    spacing = checkpoint_spacing(suite, max_images, batch_size, int(config["trainer"].get("log_every_n_steps") or 1))
+    if spacing and not any(o.startswith(("--checkpoint_every_n_steps", "--keep_checkpoints")) for o in overrides):
+        config |= spacing  # the suite's own overrides of these win
+    if suite.ema_sweep:  # the sweep reconstructs EMA lengths from snapshots: store them during training
+        from lit_diffusion.compare.ema_sweep import SNAPSHOT_EVERY_FRACTION, snapshot_callback
+
+        steps = max(1, -(-max_images // batch_size))
+        every = max(1, round(steps * SNAPSHOT_EVERY_FRACTION))
+        config["trainer"]["callbacks"] = list(config["trainer"].get("callbacks") or []) + [snapshot_callback(every)]
+    return config
 
 
 def write_fit_config(config: dict, path) -> None:
@@ -41,10 +67,11 @@ def write_fit_config(config: dict, path) -> None:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def record_training(suite: Suite, entry: ObjectiveEntry, seed: int) -> TrainRecord:
-    """RUN/train.json from the last checkpoint: wall time in fit (summed over resumes), images, parameters."""
+def record_training(suite: Suite, entry: ObjectiveEntry, seed: int, flops_per_image: float = 0.0) -> TrainRecord:
+    """RUN/train.json from the last checkpoint: wall time in fit (summed over resumes), images, parameters,
+    training FLOPs (the measured FLOPs per image of a step x images seen, all ranks)."""
     run = suite.run(entry.name, seed)
-    record = TrainRecord.from_checkpoint(read_checkpoint_info(run.last_checkpoint))
+    record = TrainRecord.from_checkpoint(read_checkpoint_info(run.last_checkpoint), flops_per_image)
     record.write(run)
     return record
 
@@ -123,14 +150,15 @@ def train_locally(suite: Suite, entry: ObjectiveEntry, seed: int, log=print, pol
     resume = run.checkpoints.is_dir()
     write_fit_config(fit_config(suite, entry, seed), run.fit_config)
     args = ["fit", "--config", str(run.fit_config)] + (["--ckpt_path", "last"] if resume else [])
-    log(f"[{entry.name} seed {seed}] training{' (resuming)' if resume else ''} to {suite.max_images:,} images, "
+    max_images = suite.max_images_for(entry.name)
+    log(f"[{entry.name} seed {seed}] training{' (resuming)' if resume else ''} to {max_images:,} images, "
         f"log {run.train_log}:\n  python -m lit_diffusion.training.cli {' '.join(args)}")
     # the child uses as many threads as this process (one per pytest-xdist worker, all cores otherwise)
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", str(torch.get_num_threads())))
     shown = [None]
 
     def report():
-        line = progress(run, suite.max_images)
+        line = progress(run, max_images)
         if line and line != shown[0]:
             log(f"[{entry.name} seed {seed}] {line}")
             shown[0] = line
@@ -138,7 +166,7 @@ def train_locally(suite: Suite, entry: ObjectiveEntry, seed: int, log=print, pol
     with open(run.train_log, "a") as out:
         child = start_child([sys.executable, "-m", "lit_diffusion.training.cli", *args], out, env)
         code = _wait(child, report, poll_seconds)
-    if code != 0 or not finished(suite, run):
+    if code != 0 or not finished(suite, entry.name, seed):
         tail = "\n".join(run.train_log.read_text(errors="replace").splitlines()[-15:])
         raise RuntimeError(f"training {entry.name} (seed {seed}) failed with exit status {code}; the last lines of "
                            f"{run.train_log}:\n{tail}\nIts checkpoints stay in {run.root}: run the suite again to resume it")
@@ -151,15 +179,17 @@ def train_on_slurm(suite: Suite, pending: list[tuple[ObjectiveEntry, int]], log=
     configs = [(e, s, fit_config(suite, e, s, extra)) for e, s in pending]
     job_id = slurm_array.submit_array(suite, configs, log)
     slurm_array.wait_for_array(job_id, log)
-    failed = [(e, s) for e, s in pending if not finished(suite, suite.run(e.name, s))]
+    failed = [(e, s) for e, s in pending if not finished(suite, e.name, s)]
     if failed:
         where = "; ".join(f"{e.name} seed {s}: {slurm_array.task_log(suite, e.name, s)}" for e, s in failed)
         raise RuntimeError(f"job array {job_id}: {len(failed)} training(s) did not finish ({where}); run the "
                            "suite again to resubmit them (they resume from their last checkpoint)")
 
 
-def train_all(suite: Suite, log=print) -> dict[tuple[str, int], TrainRecord]:
-    """Train every unfinished run (locally in turn, or as one SLURM array); {(objective, seed): record}."""
+def train_all(suite: Suite, log=print, costs: dict | None = None) -> dict[tuple[str, int], TrainRecord]:
+    """Train every unfinished run (locally in turn, or as one SLURM array); {(objective, seed): record}.
+    costs: objective -> compute.StepCost, for the records' FLOPs."""
+    costs = costs or {}
     runs = [(e, s) for e in suite.objectives for s in suite.seeds]
     if suite.launcher == "slurm":
         from lit_diffusion.compare import slurm_array
@@ -170,7 +200,7 @@ def train_all(suite: Suite, log=print) -> dict[tuple[str, int], TrainRecord]:
             slurm_array.wait_for_array(job_id, log)
     pending = []
     for entry, seed in runs:
-        if finished(suite, suite.run(entry.name, seed)):
+        if finished(suite, entry.name, seed):
             log(f"[{entry.name} seed {seed}] finished earlier: not trained again")
         else:
             pending.append((entry, seed))
@@ -179,4 +209,5 @@ def train_all(suite: Suite, log=print) -> dict[tuple[str, int], TrainRecord]:
     else:
         for entry, seed in pending:
             train_locally(suite, entry, seed, log)
-    return {(e.name, s): record_training(suite, e, s) for e, s in runs}
+    return {(e.name, s): record_training(suite, e, s, getattr(costs.get(e.name), "flops_per_image", 0.0))
+            for e, s in runs}

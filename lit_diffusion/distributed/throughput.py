@@ -2,8 +2,10 @@
 utilisation (MFU) against a bf16 GEMM peak measured once per run on this very device (a datasheet figure
 would hide clocks, power caps and MIG slices).
 
-FLOPs are counted once, on the first training batch (forward and backward of the objective's loss, not
-the optimiser), with torch.utils.flop_counter.FlopCounterMode, in a separate probe so the real step's
+FLOPs are counted once, on the first training batch (the objective's whole loss: every forward, a
+distillation teacher's forwards and a JVP's tangent pass, and the backward; not the optimiser), with
+torch.utils.flop_counter.FlopCounterMode (tests/compare/test_compute.py pins each objective's count against
+closed forms; the comparison's FLOP budgets use the same probe), in a separate probe so the real step's
 kernels are untouched (exact resume); every later step of the same shape does the same work, so achieved FLOP/s = FLOPs per step x steps / wall time. Timing needs no device sync of its
 own: the window is read at a log step, where the module already reads its statistics (one sync), so wall
 time between two log steps is device time on average."""

@@ -4,11 +4,14 @@ A feature network maps images x (B, C, H, W), float in [-1, 1], to features (B, 
 embedding in which Frechet distance, KID and precision/recall are measured) and to class logits
 (B, K) (Inception Score, class accuracy of conditional samples). It resizes or repeats channels
 inside as it needs. ``name`` is for people; ``fingerprint`` identifies the weights and is part
-of every cache key, so statistics from different networks never mix.
+of every cache key, so statistics from different networks never mix. ``weights_sha256`` (the full
+hash of the weights) and ``resize`` (how images reach the network's input size) go on the protocol
+card of every score (protocol.py).
 """
 from __future__ import annotations
 
 import abc
+import hashlib
 
 import torch
 from torch import nn
@@ -21,7 +24,9 @@ class FeatureNetwork(nn.Module, metaclass=abc.ABCMeta):
 
     name: str = "feature-network"
     num_features: int
-    num_classes: int
+    num_classes: int  # 0: no classifier head (no Inception Score, no class accuracy)
+    resize: str = "none (images at the network's native resolution)"
+    """The resize convention from generated images to the network input, recorded with every score."""
 
     @property
     @abc.abstractmethod
@@ -31,6 +36,17 @@ class FeatureNetwork(nn.Module, metaclass=abc.ABCMeta):
     @abc.abstractmethod
     def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, C, H, W) in [-1, 1] -> (features (B, F) float32, logits (B, K) float32)."""
+
+    @property
+    def weights_sha256(self) -> str:
+        """sha256 over the state dict (names, dtypes, shapes, bytes in name order); subclasses whose weights
+        come from a pinned file return that file's hash instead."""
+        h = hashlib.sha256()
+        for k, v in sorted(self.state_dict().items()):
+            t = v.detach().cpu().contiguous()
+            h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features_and_logits(x)[0]

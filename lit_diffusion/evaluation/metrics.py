@@ -44,9 +44,9 @@ def evaluate_samples(samples: torch.Tensor, feature_net: FeatureNetwork, referen
     Returns floats: "fd" (squared Frechet distance, the number FID reports), "kid" and "kid_std"
     (mean and std of the unbiased MMD^2 over ``kid_subsets`` subsets of ``kid_subset_size``
     samples, None: min(1000, N, reference subset size)), "is" (Inception Score over ``is_splits``
-    chunks, with the feature network's logits), "precision" and "recall" (k = ``pr_k``, against
-    the reference subset), and "class_accuracy" when ``labels`` (N,), the classes the samples were
-    generated for, are given.
+    chunks, with the feature network's logits; only when it has a classifier head), "precision" and
+    "recall" (k = ``pr_k``, against the reference subset), and "class_accuracy" when ``labels``
+    (N,), the classes the samples were generated for, are given and the network has a head.
 
     Under torch.distributed: with ``local_samples=False`` every rank passes the same N samples
     and extracts a contiguous share; with ``local_samples=True`` each rank passes its own samples
@@ -84,7 +84,9 @@ def evaluate_samples(samples: torch.Tensor, feature_net: FeatureNetwork, referen
     if n < 2:
         raise ValueError(f"evaluate_samples: need at least 2 samples, got {n}")
     mu, sigma = gaussian_stats(feats)
-    is_mean, _ = inception_score(logits, is_splits)
+    # a feature network without a classifier head (num_classes 0) has no Inception Score or class accuracy
+    has_head = feature_net.num_classes >= 2
+    is_mean = inception_score(logits, is_splits)[0] if has_head else None
     # the pairwise metrics run on the feature network's device (a GPU where there is one)
     dev = feature_net.device
     feats, ref_feats = feats.to(dev), ref_feats.to(dev)
@@ -97,7 +99,9 @@ def evaluate_samples(samples: torch.Tensor, feature_net: FeatureNetwork, referen
         reference[radii_key] = knn_radii(ref_feats.detach().to(dev, torch.float64), pr_k)
     precision, recall = precision_recall(ref_feats, feats, pr_k, real_radii=reference.get(radii_key))
     out = {"fd": frechet_distance(mu, sigma, reference["mu"], reference["sigma"]), "kid": kid, "kid_std": kid_std,
-           "is": is_mean, "precision": precision, "recall": recall}
-    if labels is not None:
+           "precision": precision, "recall": recall}
+    if has_head:
+        out["is"] = is_mean
+    if labels is not None and has_head:
         out["class_accuracy"] = float((logits.argmax(dim=1) == labels).double().mean())
     return out

@@ -6,11 +6,17 @@ the feature mean and covariance in float64 with the pairwise update of Chan, Gol
 the features of a fixed random subset of samples for KID and precision/recall. The result is
 cached under ``<cache_dir>/reference-<key>.pt`` where the key hashes the feature network's
 fingerprint, the dataset fingerprint, ``max_samples``, the subset size and its seed.
+
+The statistics record what they were measured with (evaluator name, weights sha256, resize
+convention, dataset fingerprint, split, count, and a sha256 of mu and sigma) for the protocol
+card; ``check_reference`` refuses statistics from another evaluator or another dataset.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -24,7 +30,11 @@ from .feature_network import FeatureNetwork
 from .shards import SplitReader
 
 log = logging.getLogger("lit_diffusion.evaluation")
-VERSION = 1
+VERSION = 2  # 2: records evaluator, weights sha256, resize, split and stats sha256
+
+
+class ReferenceMismatchError(ValueError):
+    """Reference statistics measured with another feature network or on another dataset."""
 
 
 class RunningGaussian:
@@ -95,6 +105,55 @@ def _compute(feature_net: FeatureNetwork, reader: SplitReader, kid_pr_samples: i
     return {"mu": mu, "sigma": sigma, "features_for_kid_pr": feats[pos.argsort()], "num": total.n}
 
 
+def stats_sha256(mu: torch.Tensor, sigma: torch.Tensor) -> str:
+    """sha256 of the float64 bytes of mu and sigma: identifies the statistics on the protocol card."""
+    h = hashlib.sha256()
+    for t in (mu, sigma):
+        h.update(t.detach().to("cpu", torch.float64).contiguous().reshape(-1).numpy().tobytes())
+    return h.hexdigest()
+
+
+def split_name(shards) -> str:
+    """A short name of the split for people: the shard folder's name (e.g. "train")."""
+    spec = str(getattr(shards, "train_shards", shards))
+    path = Path(spec)
+    return path.parent.name if path.suffix == ".json" or "{" in path.name or path.suffix == ".tar" else path.name
+
+
+def check_reference(reference: dict, feature_net: FeatureNetwork, dataset_fingerprint: str | None = None) -> None:
+    """Raise ``ReferenceMismatchError`` unless ``reference`` was measured with ``feature_net`` (and, when
+    ``dataset_fingerprint`` is given, on that dataset). The message names both values and what to do."""
+    fix = "recompute it with reference_stats(feature_net, <the real split>) (it is cached per network and dataset)"
+    got = reference.get("feature_fingerprint")
+    if got != feature_net.fingerprint:
+        raise ReferenceMismatchError(
+            f"reference statistics were measured with evaluator {reference.get('evaluator', '?')} ({got}), but the "
+            f"samples are scored with {feature_net.name} ({feature_net.fingerprint}): Frechet distances across "
+            f"feature spaces mean nothing; {fix}")
+    if dataset_fingerprint is not None and reference.get("dataset_fingerprint") != dataset_fingerprint:
+        raise ReferenceMismatchError(
+            f"reference statistics are of dataset {reference.get('dataset_fingerprint')} (split "
+            f"{reference.get('split', '?')}), not of dataset {dataset_fingerprint} that the model was trained on; {fix}")
+
+
+def reference_from_features(feature_net: FeatureNetwork, features: torch.Tensor, dataset_fingerprint: str,
+                            split: str, kid_pr_samples: int = 10_000, seed: int = 0) -> dict:
+    """The reference dict (same fields as ``reference_stats``) of features already extracted with
+    ``feature_net`` from the first N samples of a split (for callers that keep the features)."""
+    if features.ndim != 2 or features.shape[1] != feature_net.num_features:
+        raise ValueError(f"reference_from_features: features must be (N, {feature_net.num_features}), got "
+                         f"{tuple(features.shape)}")
+    running = RunningGaussian(features.shape[1])
+    running.update(features)
+    mu, sigma = running.stats()
+    n = features.shape[0]
+    keep = subset_positions(n, kid_pr_samples, seed)
+    return {"mu": mu, "sigma": sigma, "features_for_kid_pr": features[keep].float().cpu(), "num": n,
+            "feature_fingerprint": feature_net.fingerprint, "dataset_fingerprint": dataset_fingerprint,
+            "max_samples": n, "evaluator": feature_net.name, "weights_sha256": feature_net.weights_sha256,
+            "resize": feature_net.resize, "stats_sha256": stats_sha256(mu, sigma), "split": split}
+
+
 def reference_stats(feature_net: FeatureNetwork, shards: str | os.PathLike | ShardDataModule,
                     max_samples: int | None = None, cache_dir: str | os.PathLike | None = None, *,
                     kid_pr_samples: int = 10_000, seed: int = 0, batch_size: int = 500, num_workers: int = 2,
@@ -102,7 +161,8 @@ def reference_stats(feature_net: FeatureNetwork, shards: str | os.PathLike | Sha
     """Feature statistics of the real split ``shards``, from the cache or computed once.
 
     Returns ``{"mu": (F,) float64, "sigma": (F, F) float64, "features_for_kid_pr": (M, F) float32,
-    "num": samples used, "feature_fingerprint", "dataset_fingerprint", "max_samples"}``, where
+    "num": samples used, "feature_fingerprint", "dataset_fingerprint", "max_samples", "evaluator",
+    "weights_sha256", "resize", "split", "stats_sha256"}``, where
     the statistics cover the first ``max_samples`` samples in stored order (None: all) and the M =
     min(kid_pr_samples, num) kept features are a random subset of them fixed by ``seed``.
     Default cache folder: ``$LIT_DIFFUSION_CACHE/reference`` or ``~/.cache/lit_diffusion/reference``.
@@ -123,7 +183,8 @@ def reference_stats(feature_net: FeatureNetwork, shards: str | os.PathLike | Sha
     stats = cache.load(path) if rank == 0 and path.is_file() and not recompute else None
     if not broadcast_object(stats is not None):
         stats = _compute(feature_net, reader, kid_pr_samples, seed)
-        stats.update(meta)
+        stats.update(meta, evaluator=feature_net.name, weights_sha256=feature_net.weights_sha256,
+                     resize=feature_net.resize, stats_sha256=stats_sha256(stats["mu"], stats["sigma"]))
         if rank == 0:
             cache.atomic_save(stats, path)
             log.info("reference statistics of %d samples saved to %s", stats["num"], path)
@@ -131,4 +192,5 @@ def reference_stats(feature_net: FeatureNetwork, shards: str | os.PathLike | Sha
         stats = broadcast_object(stats if rank == 0 else None)
         log.info("reference statistics loaded from %s", path)
     stats["cache_path"] = str(path)
+    stats["split"] = split_name(shards)  # not part of the key: the same data under another folder name is reused
     return stats

@@ -4,6 +4,7 @@
     RUN/csv/version_N/metrics.csv      the CSV logger, one version per start
     RUN/wandb/                         W&B run files (online or offline)
     RUN/previews/step_NNNNNNN.png      training previews
+    RUN/ema_snapshots/step_NNNNNNN-sigma_rel_S.safetensors  post-hoc EMA snapshots (EDM2 sec. 3)
     RUN/fit.yaml                       the composed fit config a comparison trains from
     RUN/train.log, RUN/train.json      a comparison's training output and record
     RUN/eval.json, RUN/samples/KEY.pt  a comparison's score cache and the first samples of each setting
@@ -49,6 +50,13 @@ class RunDirectory:
 
     def preview(self, step: int) -> Path:
         return self.previews / f"step_{step:07d}.png"
+
+    @property
+    def ema_snapshots(self) -> Path:
+        return self.root / "ema_snapshots"
+
+    def ema_snapshot(self, step: int, sigma_rel: float) -> Path:
+        return self.ema_snapshots / f"step_{step:07d}-sigma_rel_{sigma_rel:.4f}.safetensors"
 
     @property
     def fit_config(self) -> Path:

@@ -19,9 +19,10 @@ def write_suite(tmp_path, objectives):
         "name": "tiny", "out": str(tmp_path / "out"), "shards": str(tmp_path / "digits16"),
         "build": ["digits", "--resolution", "16", "--workers", "0"],
         "base_config": str(EXPERIMENTS / "digits/dit.yaml"),
-        "overrides": ["--data.num_workers", "0", "--data.batch_size", "32", "--trainer.accelerator", "cpu"],
+        "overrides": ["--data.num_workers", "0", "--data.batch_size", "32", "--trainer.accelerator", "cpu",
+                      "--trainer.log_every_n_steps", "2"],
         "budget": {"max_images": 192}, "seeds": [0],
-        "objectives": objectives, "evaluation": {"num_samples": 64, "batch_size": 32},
+        "objectives": objectives, "evaluation": {"num_samples": 64, "batch_size": 32, "curve_samples": 32, "bootstrap": 50},
     }
     path = tmp_path / f"suite-{len(objectives)}.yaml"
     path.write_text(yaml.safe_dump(suite))
@@ -62,8 +63,30 @@ def test_compare_trains_evaluates_reports_and_resumes(tmp_path):
     untrained = evaluated[f"untrained/{best}"]
     assert untrained["fd"] != evaluated[best]["fd"]  # 6 training steps: not necessarily better yet
     assert f"{untrained['fd']:.3f} ({best.split('/')[0]})" in text
-    for png in ("quality_vs_nfe.png", "loss_vs_images.png", "throughput.png", "samples_flow_matching.png"):
+    for png in ("quality_vs_nfe.png", "loss_vs_images.png", "throughput.png", "samples_flow_matching.png",
+                "fd_vs_flops.png", "fd_vs_time.png"):
         assert (report.parent / png).stat().st_size > 1000, png
+    # every score carries its protocol card and its bootstrap interval around the FD on all samples
+    card = evaluated[best]["protocol"]
+    sampler, nfe = best.split("/")[0].split("@")
+    assert (card["sampler"], card["nfe"], card["num_generated"]) == (sampler.split(":")[0], int(nfe), 64)
+    assert card["reference_count"] > 0 and len(card["weights_sha256"]) == 64
+    assert card["command"].startswith("lit-diffusion compare -c ") and card["ema"].startswith("power-function EMA")
+    assert evaluated[best]["fd_low"] <= evaluated[best]["fd"] <= evaluated[best]["fd_high"]
+    assert "| protocol | value |" in text and f"| reference_count | {card['reference_count']} |" in text
+    # compute: FLOPs per image measured per objective, times images seen, in the report with wall time
+    costs = json.loads((tmp_path / "out/compute.json").read_text())
+    assert costs["consistency_training"]["flops_per_step"] > costs["flow_matching"]["flops_per_step"] > 0
+    record = json.loads((tmp_path / "out/runs/flow_matching-seed0/train.json").read_text())
+    per_image = costs["flow_matching"]["flops_per_step"] / costs["flow_matching"]["batch_size"]
+    assert record["flops"] == pytest.approx(per_image * 192) and record["steps"] == 6
+    assert f"| flow_matching | {per_image / 1e6:.2f} MFLOP |" in text
+    # quality vs compute: 3 checkpoints of each run, the last at the run's end, from the cheaper sample count
+    curve = json.loads((tmp_path / "out/quality_vs_compute.json").read_text())
+    fm = [p for p in curve if p["objective"] == "flow_matching"]
+    assert [p["step"] for p in fm] == [2, 4, 6] and fm[-1]["flops"] == pytest.approx(record["flops"])
+    assert all(p["num_samples"] == 32 and p["setting"] == "euler@4" for p in fm)
+    assert "from **32 samples** per point" in text
 
 
 @pytest.mark.slow

@@ -14,11 +14,24 @@ QUICKSTART = Path(__file__).resolve().parents[2] / "experiments/compare/quicksta
 def test_fit_config_is_the_run_s_fit_arguments(tmp_path):
     suite = load_suite(QUICKSTART)
     suite.max_time, suite.max_time_seconds = "00:00:10:00", 600.0
+    suite.ema_sweep, suite.curve_points = [], 3
     entry = suite.objectives[-1]  # one with its own overrides
+    # 27,200 images / 64 per step = 425 steps: 3 quality-vs-compute checkpoints, ceil(425 / 3) = 142 steps apart
+    # rounded up to the logging interval (10): every 150 steps
     args = ["--data.train_shards", suite.shards, "--trainer.default_root_dir", str(suite.run_dir(entry.name, 3)),
             "--model.max_images", str(suite.max_images), "--seed_everything", "3", "--model.seed", "3",
-            "--preview_every_n_steps", "0", *suite.overrides, *entry.overrides, "--trainer.max_time", suite.max_time]
+            "--preview_every_n_steps", "0", *suite.overrides, *entry.overrides, "--trainer.max_time", suite.max_time,
+            "--checkpoint_every_n_steps", "150", "--keep_checkpoints", "-1"]
     _, expected = resolve_config([suite.base_config, entry.config], args)
     composed = fit_config(suite, entry, 3)
     assert composed == expected
     assert yaml.safe_load(yaml.safe_dump(composed, sort_keys=False)) == composed  # survives RUN/fit.yaml
+
+
+def test_ema_sweep_switches_snapshots_on():
+    suite = load_suite(QUICKSTART)
+    suite.ema_sweep = [0.05, 0.1]
+    callbacks = fit_config(suite, suite.objectives[0], 0)["trainer"]["callbacks"]
+    # a snapshot every 10% of the run's 425 steps
+    assert callbacks[-1] == {"class_path": "lit_diffusion.training.posthoc_ema.PostHocEMASnapshots",
+                             "init_args": {"sigma_rels": [0.05, 0.1], "every_n_steps": 42}}

@@ -1,0 +1,110 @@
+"""Compute accounting of a comparison: the training FLOPs of one optimiser step of each objective, measured on
+its real step (every forward, backward and JVP pass of the loss, a distillation teacher's forwards included) with
+the same counter as the training log, and a budget in FLOPs turned into each objective's image budget.
+
+Why measured per objective: the objectives cost very different compute per image (a consistency step adds a
+target forward, distillation a teacher's ODE step, sCM and MeanFlow a JVP), so equal images are not equal
+compute. The count covers matrix products, convolutions and attention (torch.utils.flop_counter), not
+element-wise work or the optimiser: on these networks those are a small share."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from lit_diffusion.compare.suite import ObjectiveEntry, Suite, SuiteError
+
+
+class FlopsUnmeasurable(SuiteError):
+    """A budget in FLOPs for a step the counter sees no work in."""
+
+
+@dataclass(frozen=True)
+class StepCost:
+    """The measured cost of one objective's training step on one rank's batch."""
+
+    flops_per_step: float  # forward, backward, JVP and teacher passes of one step, one rank's batch
+    batch_size: int  # images per rank per step
+
+    @property
+    def flops_per_image(self) -> float:
+        return self.flops_per_step / self.batch_size
+
+
+def module_from_fit_config(config: dict):
+    """The DiffusionModule a fit config builds (teacher included), without a Trainer."""
+    from jsonargparse import ArgumentParser
+
+    from lit_diffusion.training.module import DiffusionModule
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(DiffusionModule, "model", fail_untyped=False)
+    parsed = parser.parse_object({"model": config["model"]})
+    instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes  # jsonargparse < 4.49
+    return instantiate(parsed).model
+
+
+def step_flops(module, batch: dict) -> float:
+    """FLOPs of the module's own training-step probe (the loss with all its passes, and its backward) on `batch`,
+    counted exactly as the training log counts them."""
+    from lit_diffusion.distributed.throughput import Throughput
+
+    meter = Throughput(torch.device("cpu"), 0, 0)
+    meter.count_flops(module.backbone, lambda: module._flops_probe(batch))
+    return float(meter.flops_per_step or 0.0)
+
+
+def probe_batch(shards: str, batch_size: int, conditional: bool) -> dict:
+    """A batch of the dataset's shape (dataset.json beside the shards): random values, since FLOPs do not depend
+    on them."""
+    info = json.loads((Path(shards) / "dataset.json").read_text())
+    shape = tuple(int(d) for d in info["shape"])
+    g = torch.Generator().manual_seed(0)
+    batch = {"x": torch.randn((batch_size, *shape), generator=g).clamp(-1, 1)}
+    if conditional:
+        batch["label"] = torch.randint(0, max(int(info.get("num_classes") or 1), 1), (batch_size,), generator=g)
+    return batch
+
+
+def measure_step_cost(suite: Suite, entry: ObjectiveEntry) -> StepCost:
+    """The FLOPs of one training step of this objective in this suite (its fit config, first seed)."""
+    from lit_diffusion.compare.train import fit_config
+
+    config = fit_config(suite, entry, suite.seeds[0], max_images=suite.max_images)  # FLOPs do not depend on it
+    batch_size = int(config["data"]["batch_size"])
+    with torch.random.fork_rng(devices=[]):  # building the module draws initial weights: leave the caller's RNG
+        module = module_from_fit_config(config)
+        flops = step_flops(module, probe_batch(suite.shards, batch_size, bool(config["model"].get("conditional"))))
+    return StepCost(flops, batch_size)
+
+
+def images_for_flops(max_flops: float, cost: StepCost, objective: str) -> int:
+    """The image budget that spends `max_flops` training FLOPs (all ranks together) at this cost per image;
+    training stops at the first step boundary at or past it, so it overshoots by less than one global batch."""
+    if cost.flops_per_step <= 0:
+        raise FlopsUnmeasurable(
+            f"budget.max_flops: the FLOP counter (torch.utils.flop_counter) counted 0 FLOPs in a training step of "
+            f"{objective!r}: its backbone's work is invisible to it (a compiled or custom kernel, or ops the counter "
+            "has no formula for), so FLOPs cannot be turned into a number of steps. Give the suite budget.max_images "
+            "or budget.max_time instead, or run the backbone eagerly with standard torch ops")
+    return max(1, math.floor(max_flops / cost.flops_per_image))
+
+
+def resolve_budgets(suite: Suite, log=print) -> dict[str, StepCost]:
+    """Measure every objective's step cost, and under a FLOP budget set each objective's image budget from it;
+    the costs are written to OUT/compute.json."""
+    costs = {}
+    for entry in suite.objectives:
+        costs[entry.name] = cost = measure_step_cost(suite, entry)
+        line = f"[{entry.name}] training step: {cost.flops_per_step / 1e9:.3f} GFLOP ({cost.batch_size} images)"
+        if suite.max_flops:
+            suite.objective_images[entry.name] = images_for_flops(suite.max_flops, cost, entry.name)
+            line += f"; budget {suite.max_flops:.3g} FLOPs = {suite.objective_images[entry.name]:,} images"
+        log(line)
+    out = Path(suite.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compute.json").write_text(json.dumps({n: asdict(c) for n, c in costs.items()}, indent=1))
+    return costs

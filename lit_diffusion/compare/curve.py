@@ -1,0 +1,77 @@
+"""Quality vs compute: FD at a few checkpoints along each run (the numbered checkpoints the compare keeps, and
+the last), scored at the objective's default setting (its first sampler at that sampler's largest NFE) with a
+cheaper sample count than the final table (`evaluation.curve_samples`, stated as such in the report), against
+the training FLOPs (measured FLOPs per image x images seen) and the wall time in fit at each checkpoint.
+Scores are cached in RUN/curve.json by checkpoint content."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from lit_diffusion.compare.results import Setting
+from lit_diffusion.compare.suite import ObjectiveEntry, Suite
+from lit_diffusion.runs import read_checkpoint_info
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    objective: str
+    seed: int
+    step: int
+    images_seen: int
+    seconds: float  # wall time in fit up to this checkpoint
+    flops: float  # training FLOPs up to this checkpoint (0: not measured)
+    fd: float
+    num_samples: int
+    setting: str  # sampler@NFE
+
+
+def default_setting(entry: ObjectiveEntry) -> Setting:
+    """The objective's default setting for the curve: its first sampler at that sampler's largest NFE."""
+    key, nfes = next(iter(entry.samplers.items()))
+    return Setting.from_suite(key, max(nfes))
+
+
+def curve_checkpoints(checkpoints: Path, points: int) -> list:
+    """Up to `points` checkpoint infos, evenly spread over the run's steps and always ending at the furthest one
+    (one per step: last.ckpt and a numbered file of the same step count once)."""
+    by_step = {}
+    for path in sorted(checkpoints.glob("*.ckpt")):
+        info = read_checkpoint_info(path)
+        if info.global_step > 0:
+            by_step.setdefault(info.global_step, info)
+    steps = sorted(by_step)
+    if points < 1 or not steps:
+        return []
+    if len(steps) > points:  # evenly spaced picks, the last one included
+        steps = [steps[round(i * (len(steps) - 1) / (points - 1))] for i in range(points)] if points > 1 else steps[-1:]
+    return [by_step[s] for s in dict.fromkeys(steps)]
+
+
+def score_curve(suite: Suite, entry: ObjectiveEntry, seed: int, flops_per_image: float, feature_net, reference,
+                log=print) -> list[CurvePoint]:
+    from lit_diffusion.compare.score import DEVICE, sample_and_score
+    from lit_diffusion.training.loading import load_module
+
+    run = suite.run(entry.name, seed)
+    cache_file = run.root / "curve.json"
+    cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+    setting, points = default_setting(entry), []
+    for info in curve_checkpoints(run.checkpoints, suite.curve_points):
+        key = f"{info.identity}/{setting.label}/{suite.curve_samples}"
+        if key not in cache:
+            module = load_module(info.path).to(DEVICE)
+            scores, _ = sample_and_score(module, suite, setting, feature_net, reference, num_samples=suite.curve_samples)
+            cache[key] = {"fd": scores["fd"], "step": info.global_step}
+            cache_file.write_text(json.dumps(cache, indent=1))
+            log(f"[{entry.name} seed {seed}] step {info.global_step}, {setting.label}, {suite.curve_samples} samples: "
+                f"FD {scores['fd']:.3f}")
+        points.append(CurvePoint(entry.name, seed, info.global_step, info.images_seen, info.train_seconds,
+                                 flops_per_image * info.images_seen, cache[key]["fd"], suite.curve_samples,
+                                 setting.label))
+    return points
+
+
+def write_curve(points: list[CurvePoint], path: Path) -> None:
+    path.write_text(json.dumps([asdict(p) for p in points], indent=1))

@@ -1,0 +1,59 @@
+"""The EMA-length sweep of a comparison (issue 12 item 6; Karras et al. 2024, EDM2 sec. 3): each run's EMA
+reconstructed post hoc from its snapshots (training.posthoc_ema) at every sigma_rel of `evaluation.ema_sweep`,
+scored at the objective's default setting (curve.default_setting) with the final table's sample count. Runs
+without snapshots are skipped and said so. Scores are cached in RUN/ema_sweep.json by checkpoint content."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from lit_diffusion.compare.curve import default_setting
+from lit_diffusion.compare.suite import ObjectiveEntry, Suite
+from lit_diffusion.runs import read_checkpoint_info
+
+SNAPSHOT_EVERY_FRACTION = 0.1  # the compare switches snapshots on: one every 10% of a run's steps
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    objective: str
+    seed: int
+    sigma_rel: float
+    setting: str
+    fd: float
+    residual: float  # relative L2 error of the reconstructed profile (0: exact, EDM2 App. C.2)
+
+
+def snapshot_callback(every_n_steps: int) -> dict:
+    """The fit-config callback entry that stores EDM2's two default profiles every `every_n_steps` steps."""
+    return {"class_path": "lit_diffusion.training.posthoc_ema.PostHocEMASnapshots",
+            "init_args": {"sigma_rels": [0.05, 0.10], "every_n_steps": int(every_n_steps)}}
+
+
+def sweep_run(suite: Suite, entry: ObjectiveEntry, seed: int, feature_net, reference, log=print) -> list[SweepPoint]:
+    from lit_diffusion.compare.score import DEVICE, sample_and_score
+    from lit_diffusion.training.loading import load_module
+    from lit_diffusion.training.posthoc_ema import load_posthoc_ema
+
+    run = suite.run(entry.name, seed)
+    snapshots = run.root / "ema_snapshots"
+    if not suite.ema_sweep or not snapshots.is_dir() or not any(snapshots.iterdir()):
+        if suite.ema_sweep:
+            log(f"[{entry.name} seed {seed}] no post-hoc EMA snapshots in {snapshots}: EMA sweep skipped")
+        return []
+    identity = read_checkpoint_info(run.last_checkpoint).identity
+    cache_file = run.root / "ema_sweep.json"
+    cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+    setting, points = default_setting(entry), []
+    for sigma_rel in suite.ema_sweep:
+        key = f"{identity}/{sigma_rel:g}/{setting.label}/{suite.num_samples}"
+        if key not in cache:
+            module = load_module(run.last_checkpoint)
+            info = load_posthoc_ema(module, run.root, sigma_rel=sigma_rel)
+            scores, _ = sample_and_score(module.to(DEVICE), suite, setting, feature_net, reference)
+            cache[key] = {"fd": scores["fd"], "residual": float(getattr(info, "relative_residual", float("nan")))}
+            cache_file.write_text(json.dumps(cache, indent=1))
+            log(f"[{entry.name} seed {seed}] post-hoc EMA sigma_rel {sigma_rel:g}, {setting.label}: FD {scores['fd']:.3f}")
+        points.append(SweepPoint(entry.name, seed, float(sigma_rel), setting.label, cache[key]["fd"],
+                                 cache[key]["residual"]))
+    return points

@@ -1,0 +1,34 @@
+"""Uncertainty of a comparison's FD: the bootstrap interval over the generated samples of one score
+(evaluation.bootstrap), the interval of a table row over its seeds, and the winner-or-tie rule per NFE."""
+from __future__ import annotations
+
+import torch
+
+LEVEL = 0.95  # the intervals' confidence level
+BOOTSTRAP_SEED = 0  # resampling is seeded: the same samples give the same interval
+
+
+def fd_interval(x: torch.Tensor, feature_net, reference: dict, replicates: int) -> dict:
+    """{"fd_low", "fd_high", "fd_level", "fd_replicates"}: the percentile bootstrap interval of FD, the generated
+    features resampled with replacement `replicates` times against the fixed reference statistics."""
+    from lit_diffusion.evaluation.bootstrap import bootstrap_fd
+    from lit_diffusion.evaluation.metrics import extract
+
+    features = extract(feature_net, x)[0].double()
+    iv = bootstrap_fd(features, reference["mu"], reference["sigma"], replicates=replicates, level=LEVEL,
+                      seed=BOOTSTRAP_SEED)
+    return {"fd_low": float(iv.low), "fd_high": float(iv.high), "fd_level": float(iv.level),
+            "fd_replicates": int(iv.replicates)}
+
+
+def row_interval(intervals: list[tuple[float, float] | None]) -> tuple[float, float] | None:
+    """One interval for a row scored under several seeds: the union of the seeds' intervals (a winner must beat
+    every seed's uncertainty, so the union is the conservative choice); None if any seed has none."""
+    if not intervals or any(iv is None for iv in intervals):
+        return None
+    return min(iv[0] for iv in intervals), max(iv[1] for iv in intervals)
+
+
+def separated(best: tuple[float, float] | None, other: tuple[float, float] | None) -> bool:
+    """Whether interval `best` lies entirely below `other` (without intervals nothing is separated)."""
+    return best is not None and other is not None and best[1] < other[0]
