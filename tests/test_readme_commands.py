@@ -7,7 +7,6 @@ a scratch folder.
 """
 from __future__ import annotations
 
-import re
 import shlex
 from pathlib import Path
 
@@ -19,10 +18,36 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = ("README.md", "data/README.md", "slurm/README.md")
 
 
+def shell_blocks(text: str) -> list[str]:
+    """The bodies of the fenced code blocks tagged bash or sh, or untagged, and of the indented (4-space) code
+    blocks. Fences are walked line by line: a regex over the whole text pairs the closing fence of a python or
+    yaml block with the next opening one."""
+    blocks, body, language, indented = [], None, None, []
+    for line in text.splitlines():
+        if body is None and line.startswith("    ") and not line.lstrip().startswith(("-", "*")):
+            indented.append(line[4:])
+            continue
+        if indented:
+            blocks.append("\n".join(indented) + "\n")
+            indented = []
+        if line.lstrip().startswith("```"):
+            if body is None:
+                language, body = line.strip()[3:].strip(), []
+            else:
+                if language in ("", "bash", "sh"):
+                    blocks.append("\n".join(body) + "\n")
+                body = None
+        elif body is not None:
+            body.append(line)
+    if indented:
+        blocks.append("\n".join(indented) + "\n")
+    return blocks
+
+
 def doc_commands(text: str) -> list[list[str]]:
     """The `lit-diffusion` command lines of the fenced code blocks (continuations joined, comments dropped)."""
     commands = []
-    for block in re.findall(r"```(?:bash|sh)?\n(.*?)```", text, flags=re.S):
+    for block in shell_blocks(text):
         for line in block.replace("\\\n", " ").splitlines():
             if not line.lstrip().startswith("lit-diffusion") and "&& lit-diffusion" not in line:
                 continue  # python, yaml and other shell lines
