@@ -11,6 +11,7 @@ from pathlib import Path
 
 from lit_diffusion.compare.results import Setting
 from lit_diffusion.compare.suite import ObjectiveEntry, Suite
+from lit_diffusion.compare.tuning import Pretraining
 from lit_diffusion.runs import read_checkpoint_info
 
 
@@ -50,7 +51,8 @@ def curve_checkpoints(checkpoints: Path, points: int) -> list:
 
 
 def score_curve(suite: Suite, entry: ObjectiveEntry, seed: int, flops_per_image: float, feature_net, reference,
-                log=print) -> list[CurvePoint]:
+                log=print, start: Pretraining = Pretraining()) -> list[CurvePoint]:
+    """FD at the run's kept checkpoints; `start`: a tuned run's pre-training, added to each point's compute."""
     from lit_diffusion.compare.score import DEVICE, sample_and_score
     from lit_diffusion.training.loading import load_module
 
@@ -67,9 +69,9 @@ def score_curve(suite: Suite, entry: ObjectiveEntry, seed: int, flops_per_image:
             cache_file.write_text(json.dumps(cache, indent=1))
             log(f"[{entry.name} seed {seed}] step {info.global_step}, {setting.label}, {suite.curve_samples} samples: "
                 f"FD {scores['fd']:.3f}")
-        points.append(CurvePoint(entry.name, seed, info.global_step, info.images_seen, info.train_seconds,
-                                 flops_per_image * info.images_seen, cache[key]["fd"], suite.curve_samples,
-                                 setting.label))
+        points.append(CurvePoint(entry.name, seed, start.steps + info.global_step, start.images_seen + info.images_seen,
+                                 start.seconds + info.train_seconds, start.flops + flops_per_image * info.images_seen,
+                                 cache[key]["fd"], suite.curve_samples, setting.label))
     return points
 
 

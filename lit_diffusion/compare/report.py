@@ -15,6 +15,8 @@ from lit_diffusion.compare.aggregate import Summary, fmt, mean_std
 from lit_diffusion.compare.card import card_markdown, shared_and_varying
 from lit_diffusion.compare.results import TrainRecord
 
+TUNED_NOTE = (" A tuned run (`tune_from`) counts the images, FLOPs and time of the checkpoint it started from: its "
+              "two stages together spend the same images as every other run.")
 CARD_ROW_FIELDS = ("sampler", "grid", "nfe", "num_generated", "ema", "guidance")  # shown per row when they vary
 
 
@@ -42,9 +44,18 @@ def _compute_table(suite, records: dict[tuple[str, int], TrainRecord]) -> list[s
         per_image = f"{t[0].flops_per_image / 1e6:.2f} MFLOP" if t[0].flops_per_image else "not measured"
         total = fmt([x.flops / 1e12 for x in t]) + " TFLOP" if t[0].flops else "–"
         lines.append(f"| {entry.name} | {per_image} | {total} | {fmt([x.seconds for x in t])} | "
-                     f"{_counts([x.images_seen for x in t])} | {_counts([x.steps for x in t])} | "
+                     f"{_counts([x.images_seen for x in t])}{_stages(entry, t)} | {_counts([x.steps for x in t])} | "
                      f"{fmt([x.images_per_second for x in t])} |")
     return lines
+
+
+def _stages(entry, records: list[TrainRecord]) -> str:
+    """For a tuned run: how its images split between the run it started from and its own training."""
+    if entry.tune_from is None:
+        return ""
+    pre = _counts([r.pretraining_images for r in records])
+    own = _counts([r.images_seen - r.pretraining_images for r in records])
+    return f" ({pre} in {entry.tune_from.objective}'s run + {own} tuning)"
 
 
 def _counts(values: list[int]) -> str:
@@ -109,7 +120,8 @@ def _markdown(suite, summary: Summary, records, feature_net, reference, cards: d
     lines += [f"| {n} | {summary.verdict(n)} | {w.mean_fd:.3f} | {_interval(w)} |" for n, w in sorted(summary.winners.items())]
     lines += ["", "## Compute", "", f"Training FLOPs are measured on each objective's real training step (every "
               "forward, backward and JVP pass of its loss, a teacher's forwards included; torch.utils.flop_counter) "
-              "x images seen; wall time is time in fit, summed over resumes.", "", *_compute_table(suite, records), ""]
+              "x images seen; wall time is time in fit, summed over resumes." + TUNED_NOTE * any(e.tune_from for e in suite.objectives),
+              "", *_compute_table(suite, records), ""]
     if curve:
         lines += ["## Quality vs compute", "", f"FD along training at each objective's default setting (its first "
                   f"sampler at that sampler's largest NFE), from **{suite.curve_samples} samples** per point (cheaper "

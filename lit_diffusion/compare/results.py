@@ -64,12 +64,21 @@ class TrainRecord:
     flops_per_image: float = 0.0  # measured training FLOPs of one step / its images (0: not measured)
     flops: float = 0.0  # training FLOPs of the run: flops_per_image x images seen (all ranks)
     steps: int = 0  # optimiser steps
+    pretraining_images: int = 0  # of the above, spent by the run this one was tuned from (compare/tuning.py)
 
     @classmethod
-    def from_checkpoint(cls, info: CheckpointInfo, flops_per_image: float = 0.0) -> "TrainRecord":
-        return cls(info.train_seconds, info.images_seen, info.backbone_parameters,
-                   info.images_seen / max(info.train_seconds, 1e-9), flops_per_image,
-                   flops_per_image * info.images_seen, info.global_step)
+    def from_checkpoint(cls, info: CheckpointInfo, flops_per_image: float = 0.0, pretraining=None) -> "TrainRecord":
+        """The run's own cost, plus its pre-training's (a compare.tuning.Pretraining) where it was tuned; FLOPs
+        per image are then the average over both stages."""
+        if pretraining is None or not pretraining.images_seen:
+            return cls(info.train_seconds, info.images_seen, info.backbone_parameters,
+                       info.images_seen / max(info.train_seconds, 1e-9), flops_per_image,
+                       flops_per_image * info.images_seen, info.global_step)
+        images = info.images_seen + pretraining.images_seen
+        seconds = info.train_seconds + pretraining.seconds
+        flops = flops_per_image * info.images_seen + pretraining.flops
+        return cls(seconds, images, info.backbone_parameters, images / max(seconds, 1e-9), flops / images, flops,
+                   info.global_step + pretraining.steps, pretraining.images_seen)
 
     def write(self, run: RunDirectory) -> None:
         run.train_record.write_text(json.dumps(asdict(self), indent=1))

@@ -15,6 +15,7 @@ from lit_diffusion.compare.report import write_report
 from lit_diffusion.compare.score import DEVICE, score_run
 from lit_diffusion.compare.suite import Suite
 from lit_diffusion.compare.train import train_all
+from lit_diffusion.compare.tuning import pretraining
 
 
 def ensure_shards(suite: Suite) -> None:
@@ -65,8 +66,10 @@ def run_suite(suite: Suite, log=print) -> Path:
     reference = reference_stats(feature_net, suite.shards, cache_dir=str(out / "cache"))
     scores = [row for e in suite.objectives for s in suite.seeds
               for row in score_run(suite, e, s, feature_net, reference, log)]
+    per_image = {name: cost.flops_per_image for name, cost in costs.items()}
     curve = [p for e in suite.objectives for s in suite.seeds
-             for p in score_curve(suite, e, s, costs[e.name].flops_per_image, feature_net, reference, log)]
+             for p in score_curve(suite, e, s, per_image[e.name], feature_net, reference, log,
+                                  pretraining(suite, e, s, per_image))]
     write_curve(curve, out / "quality_vs_compute.json")
     sweep = [p for e in suite.objectives for s in suite.seeds for p in sweep_run(suite, e, s, feature_net, reference, log)]
     summary = summarise([e.name for e in suite.objectives], suite.seeds, scores)

@@ -15,6 +15,8 @@ from lit_diffusion.samplers.grids import GRIDS
 KNOWN_KEYS = {"name", "out", "base_config", "shards", "build", "objectives", "overrides", "budget", "seeds",
               "evaluation", "launcher", "slurm"}
 
+ENTRY_KEYS = {"name", "config", "samplers", "overrides", "tune_from"}
+
 
 class SuiteError(ValueError):
     """A suite file that cannot run; the message names the file and the key."""
@@ -26,6 +28,7 @@ class ObjectiveEntry:
     config: str  # an objective YAML composed on top of the base config
     samplers: dict[str, list[int]]  # "sampler" or "sampler:grid" (e.g. "heun:uniform") -> NFEs to evaluate
     overrides: list[str] = field(default_factory=list)  # extra CLI overrides for this objective
+    tune_from: "TuneFrom | None" = None  # start from another entry's checkpoint (consistency tuning)
 
     def __post_init__(self):
         for key, nfes in self.samplers.items():
@@ -36,6 +39,17 @@ class ObjectiveEntry:
                 raise SuiteError(f"samplers.{key}: unknown time grid {grid!r}; known: {list(GRIDS)}")
             if not isinstance(nfes, list) or not nfes or not all(isinstance(n, int) and n >= 1 for n in nfes):
                 raise SuiteError(f"samplers.{key} must be a list of NFEs >= 1, got {nfes!r}")
+
+
+@dataclass(frozen=True)
+class TuneFrom:
+    """Start this entry from the checkpoint of an earlier entry of the suite (same seed) that has seen at most
+    `images` training images, and train it for the rest of the budget: pre-training and tuning together spend
+    the same images as every other run (ECT, Geng et al. 2024: consistency tuning of a trained diffusion or
+    flow model; the pre-training counts in its compute)."""
+
+    objective: str
+    images: int
 
 
 @dataclass
@@ -73,6 +87,9 @@ class Suite:
         if self.max_time is not None:
             self.max_time = str(self.max_time)
             self.max_time_seconds = _seconds(self.max_time)
+        for i, entry in enumerate(self.objectives):
+            if entry.tune_from is not None:
+                self._check_tune_from(entry, names[:i])
         if self.max_images < 1 or self.num_samples < 2 or not self.seeds:
             raise SuiteError("need budget.max_images >= 1, evaluation.num_samples >= 2 and at least one seed")
         if self.max_flops is not None and (isinstance(self.max_flops, bool) or not isinstance(self.max_flops, (int, float))
@@ -83,6 +100,18 @@ class Suite:
                              "evaluation.bootstrap >= 0")
         if not all(isinstance(s, (int, float)) and 0 < s < 1 for s in self.ema_sweep):
             raise SuiteError(f"evaluation.ema_sweep must be a list of sigma_rel values in (0, 1), got {self.ema_sweep!r}")
+
+    def _check_tune_from(self, entry: ObjectiveEntry, earlier: list[str]) -> None:
+        source = entry.tune_from
+        if source.objective not in earlier:
+            raise SuiteError(f"objectives {entry.name!r}: tune_from.objective {source.objective!r} must name an entry "
+                             f"listed before it (it trains first); earlier entries: {earlier}")
+        if not 0 < source.images < self.max_images:
+            raise SuiteError(f"objectives {entry.name!r}: tune_from.images must be between 0 and budget.max_images "
+                             f"({self.max_images:,}) so that tuning has images left, got {source.images:,}")
+        if self.max_flops is not None:
+            raise SuiteError(f"objectives {entry.name!r}: tune_from needs budget.max_images (pre-training and tuning "
+                             "share one image budget); a FLOP budget is not supported with it yet")
 
     def max_images_for(self, objective: str) -> int:
         """The image budget of this objective's runs: the suite's, or under a FLOP budget its own."""
@@ -139,10 +168,23 @@ def _objective(i: int, entry, resolve) -> ObjectiveEntry:
     try:
         if not isinstance(entry, dict) or not {"name", "config", "samplers"} <= set(entry):
             raise SuiteError("needs 'name', 'config' and 'samplers'")
+        unknown = sorted(set(entry) - ENTRY_KEYS)
+        if unknown:
+            raise SuiteError(f"unknown keys {unknown}; known: {sorted(ENTRY_KEYS)}")
         return ObjectiveEntry(entry["name"], resolve(entry["config"]), dict(entry["samplers"]),
-                              list(entry.get("overrides", [])))
+                              list(entry.get("overrides", [])), _tune_from(entry.get("tune_from")))
     except SuiteError as error:
         raise SuiteError(f"objectives[{i}]: {error}") from None
+
+
+def _tune_from(raw) -> TuneFrom | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) != {"objective", "images"} or not isinstance(raw["objective"], str) \
+            or isinstance(raw["images"], bool) or not isinstance(raw["images"], int):
+        raise SuiteError(f"tune_from must be {{objective: NAME, images: N}} (an earlier entry and the images its "
+                         f"checkpoint may have seen), got {raw!r}")
+    return TuneFrom(raw["objective"], raw["images"])
 
 
 def load_suite(path: str | Path) -> Suite:

@@ -13,13 +13,15 @@ import yaml
 
 from lit_diffusion.compare.results import TrainRecord
 from lit_diffusion.compare.suite import ObjectiveEntry, Suite
+from lit_diffusion.compare.tuning import own_images, pretraining
 from lit_diffusion.runs import MetricsLog, RunDirectory, read_checkpoint_info
 
 
-def finished(suite: Suite, objective: str, seed: int) -> bool:
-    """Whether the run's last checkpoint has used up its budget (images, FLOPs as images, or wall-clock time)."""
-    last = suite.run(objective, seed).last_checkpoint
-    return last.is_file() and read_checkpoint_info(last).finished(suite.max_images_for(objective), suite.max_time_seconds)
+def finished(suite: Suite, entry: ObjectiveEntry, seed: int) -> bool:
+    """Whether the run's last checkpoint has used up its budget (images, FLOPs as images, or wall-clock time;
+    a tuned run's images are what its pre-training left)."""
+    last = suite.run(entry.name, seed).last_checkpoint
+    return last.is_file() and read_checkpoint_info(last).finished(own_images(suite, entry, seed), suite.max_time_seconds)
 
 
 def checkpoint_spacing(suite: Suite, max_images: int, batch_size: int, log_every: int) -> dict:
@@ -38,15 +40,21 @@ def fit_config(suite: Suite, entry: ObjectiveEntry, seed: int, extra_overrides: 
                max_images: int | None = None) -> dict:
     """The full fit config of one run: base config, objective config, the suite's settings for this run, then
     the suite's and the objective's overrides (CLI strings, as users write them in suites). `max_images`
-    replaces the run's image budget (the FLOP probe builds the model before budgets in FLOPs are resolved)."""
+    replaces the run's image budget and leaves out a tuned run's start checkpoint (the FLOP probe builds the
+    model before budgets in FLOPs are resolved and before earlier runs have trained)."""
     from lit_diffusion.training.cli import compose_fit_config  # Lightning is loaded only when training
 
+    model = {"seed": seed}
+    if max_images is None and entry.tune_from is not None:
+        start = pretraining(suite, entry, seed)
+        model["init_from"] = start.checkpoint
+        max_images = suite.max_images_for(entry.name) - start.images_seen
     max_images = max_images or suite.max_images_for(entry.name)
     settings = {"seed_everything": seed, "preview_every_n_steps": 0,
                 "data": {"train_shards": suite.shards},
                 "trainer": {"default_root_dir": str(suite.run_dir(entry.name, seed))}
                 | ({"max_time": suite.max_time} if suite.max_time else {}),
-                "model": {"max_images": max_images, "seed": seed}}
+                "model": {"max_images": max_images, **model}}
     overrides = [*suite.overrides, *entry.overrides, *extra_overrides]
     config = compose_fit_config([suite.base_config, entry.config], overrides, settings)
     batch_size = int(config["data"]["batch_size"])
@@ -67,11 +75,15 @@ def write_fit_config(config: dict, path) -> None:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def record_training(suite: Suite, entry: ObjectiveEntry, seed: int, flops_per_image: float = 0.0) -> TrainRecord:
+def record_training(suite: Suite, entry: ObjectiveEntry, seed: int, flops_per_image: dict[str, float] | None = None
+                    ) -> TrainRecord:
     """RUN/train.json from the last checkpoint: wall time in fit (summed over resumes), images, parameters,
-    training FLOPs (the measured FLOPs per image of a step x images seen, all ranks)."""
+    training FLOPs (the measured FLOPs per image of a step x images seen, all ranks); a tuned run's record
+    includes its pre-training (flops_per_image: objective -> measured FLOPs per image)."""
     run = suite.run(entry.name, seed)
-    record = TrainRecord.from_checkpoint(read_checkpoint_info(run.last_checkpoint), flops_per_image)
+    record = TrainRecord.from_checkpoint(read_checkpoint_info(run.last_checkpoint),
+                                         (flops_per_image or {}).get(entry.name, 0.0),
+                                         pretraining(suite, entry, seed, flops_per_image))
     record.write(run)
     return record
 
@@ -150,8 +162,10 @@ def train_locally(suite: Suite, entry: ObjectiveEntry, seed: int, log=print, pol
     resume = run.checkpoints.is_dir()
     write_fit_config(fit_config(suite, entry, seed), run.fit_config)
     args = ["fit", "--config", str(run.fit_config)] + (["--ckpt_path", "last"] if resume else [])
-    max_images = suite.max_images_for(entry.name)
-    log(f"[{entry.name} seed {seed}] training{' (resuming)' if resume else ''} to {max_images:,} images, "
+    max_images = own_images(suite, entry, seed)
+    start = "" if entry.tune_from is None else \
+        f" from {entry.tune_from.objective}'s checkpoint at {suite.max_images_for(entry.name) - max_images:,} images"
+    log(f"[{entry.name} seed {seed}] training{start}{' (resuming)' if resume else ''} to {max_images:,} images, "
         f"log {run.train_log}:\n  python -m lit_diffusion.training.cli {' '.join(args)}")
     # the child uses as many threads as this process (one per pytest-xdist worker, all cores otherwise)
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", str(torch.get_num_threads())))
@@ -166,7 +180,7 @@ def train_locally(suite: Suite, entry: ObjectiveEntry, seed: int, log=print, pol
     with open(run.train_log, "a") as out:
         child = start_child([sys.executable, "-m", "lit_diffusion.training.cli", *args], out, env)
         code = _wait(child, report, poll_seconds)
-    if code != 0 or not finished(suite, entry.name, seed):
+    if code != 0 or not finished(suite, entry, seed):
         tail = "\n".join(run.train_log.read_text(errors="replace").splitlines()[-15:])
         raise RuntimeError(f"training {entry.name} (seed {seed}) failed with exit status {code}; the last lines of "
                            f"{run.train_log}:\n{tail}\nIts checkpoints stay in {run.root}: run the suite again to resume it")
@@ -179,7 +193,7 @@ def train_on_slurm(suite: Suite, pending: list[tuple[ObjectiveEntry, int]], log=
     configs = [(e, s, fit_config(suite, e, s, extra)) for e, s in pending]
     job_id = slurm_array.submit_array(suite, configs, log)
     slurm_array.wait_for_array(job_id, log)
-    failed = [(e, s) for e, s in pending if not finished(suite, e.name, s)]
+    failed = [(e, s) for e, s in pending if not finished(suite, e, s)]
     if failed:
         where = "; ".join(f"{e.name} seed {s}: {slurm_array.task_log(suite, e.name, s)}" for e, s in failed)
         raise RuntimeError(f"job array {job_id}: {len(failed)} training(s) did not finish ({where}); run the "
@@ -200,14 +214,18 @@ def train_all(suite: Suite, log=print, costs: dict | None = None) -> dict[tuple[
             slurm_array.wait_for_array(job_id, log)
     pending = []
     for entry, seed in runs:
-        if finished(suite, entry.name, seed):
+        if finished(suite, entry, seed):
             log(f"[{entry.name} seed {seed}] finished earlier: not trained again")
         else:
             pending.append((entry, seed))
-    if pending and suite.launcher == "slurm":
-        train_on_slurm(suite, pending, log)
-    else:
-        for entry, seed in pending:
-            train_locally(suite, entry, seed, log)
-    return {(e.name, s): record_training(suite, e, s, getattr(costs.get(e.name), "flops_per_image", 0.0))
-            for e, s in runs}
+    while pending:  # in waves: a tuned run waits for the run it starts from
+        ready = [(e, s) for e, s in pending if e.tune_from is None
+                 or all((e.tune_from.objective, s) != (p.name, ps) for p, ps in pending)]
+        if suite.launcher == "slurm":
+            train_on_slurm(suite, ready, log)
+        else:
+            for entry, seed in ready:
+                train_locally(suite, entry, seed, log)
+        pending = [run for run in pending if run not in ready]
+    per_image = {name: cost.flops_per_image for name, cost in costs.items()}
+    return {(e.name, s): record_training(suite, e, s, per_image) for e, s in runs}

@@ -19,6 +19,9 @@ def test_every_suite_under_experiments_loads():
         assert Path(suite.base_config).is_file(), suite.base_config
         assert all(Path(o.config).is_file() for o in suite.objectives)
 
+TUNE = ("name: x\nout: o\nbase_config: b\nshards: s\nbudget: {{max_images: 1000}}\nobjectives: [{{name: {first}, "
+        "config: c, samplers: {{euler: [1]}}}}, {{name: b, config: c, samplers: {{consistency: [1]}}, tune_from: {tune}}}]\n")
+
 
 @pytest.mark.parametrize("text,message", [
     ("name: x\nout: o\nbase_config: b\nshards: s\n", "missing key 'objectives'"),
@@ -36,6 +39,15 @@ def test_every_suite_under_experiments_loads():
      "budget.max_time must be 'DD:HH:MM:SS'"),
     ("name: x\nout: o\nbase_config: b\nshards: s\nobjectives: []\nslurm: {max_parallel: 0}\n",
      "slurm.max_parallel must be an integer >= 1"),
+    (TUNE.format(first="c", tune="{objective: a, images: 100}"), "'b': tune_from.objective 'a' must name an entry "
+     "listed before it"),
+    (TUNE.format(first="a", tune="flow_matching"), "tune_from must be \\{objective: NAME, images: N\\}"),
+    (TUNE.format(first="a", tune="{objective: a, images: 1000}"), "tune_from.images must be between 0 and "
+     "budget.max_images \\(1,000\\)"),
+    (TUNE.format(first="a", tune="{objective: a, images: 100}").replace("max_images: 1000", "max_flops: 1.0e12"),
+     "tune_from needs budget.max_images"),
+    ("name: x\nout: o\nbase_config: b\nshards: s\nobjectives: [{name: a, config: c, samplers: {euler: [1]}, "
+     "tunefrom: a}]\n", "unknown keys \\['tunefrom'\\]"),
 ])
 def test_bad_suites_name_the_key(tmp_path, text, message):
     path = tmp_path / "suite.yaml"

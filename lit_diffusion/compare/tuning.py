@@ -1,0 +1,51 @@
+"""Runs that start from another run of the suite (`tune_from`: consistency tuning from the suite's flow-matching
+run, Geng et al. 2024). The pre-training is the earlier run's checkpoint with the most images seen up to
+`tune_from.images`; the tuned run trains for the rest of the suite's image budget, and its records and curve
+points count both stages, so that it is compared at the same total images as every other run."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lit_diffusion.compare.suite import ObjectiveEntry, Suite, SuiteError
+from lit_diffusion.runs import CheckpointInfo, read_checkpoint_info
+
+
+@dataclass(frozen=True)
+class Pretraining:
+    """What the stage before this run cost (zero for a run from scratch)."""
+
+    images_seen: int = 0
+    seconds: float = 0.0
+    flops: float = 0.0
+    steps: int = 0
+    checkpoint: str | None = None
+
+
+def pretraining_checkpoint(suite: Suite, entry: ObjectiveEntry, seed: int) -> CheckpointInfo:
+    """The earlier run's checkpoint this run starts from: the most images seen up to `tune_from.images`."""
+    source = entry.tune_from
+    run = suite.run(source.objective, seed)
+    infos = [read_checkpoint_info(p) for p in sorted(run.checkpoints.glob("*.ckpt"))] if run.checkpoints.is_dir() else []
+    fitting = [i for i in infos if 0 < i.images_seen <= source.images]
+    if not fitting:
+        seen = sorted({i.images_seen for i in infos})
+        raise SuiteError(f"{suite.source}: objectives {entry.name!r}: run {run.root} has no checkpoint with at most "
+                         f"tune_from.images = {source.images:,} images (its checkpoints have seen {seen}); set "
+                         "tune_from.images to one of those, or keep more checkpoints (evaluation.curve_points)")
+    return max(fitting, key=lambda i: (i.images_seen, i.global_step))
+
+
+def pretraining(suite: Suite, entry: ObjectiveEntry, seed: int, flops_per_image: dict[str, float] | None = None
+                ) -> Pretraining:
+    """The pre-training stage of this run (FLOPs from the earlier objective's measured FLOPs per image)."""
+    if entry.tune_from is None:
+        return Pretraining()
+    info = pretraining_checkpoint(suite, entry, seed)
+    per_image = (flops_per_image or {}).get(entry.tune_from.objective, 0.0)
+    return Pretraining(info.images_seen, info.train_seconds, per_image * info.images_seen, info.global_step,
+                       str(info.path))
+
+
+def own_images(suite: Suite, entry: ObjectiveEntry, seed: int) -> int:
+    """The images this run trains on itself: the suite's budget less its pre-training's."""
+    return suite.max_images_for(entry.name) - pretraining(suite, entry, seed).images_seen
