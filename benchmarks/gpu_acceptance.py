@@ -9,7 +9,8 @@ Sections (each timed, each failure recorded, not fatal; JSON and a markdown tabl
               fused AdamW, EMA; step time, images/s, TFLOP/s, MFU (goal >= 50% for B/2 and XL/2), peak memory
   no_sync     steady-state steps under torch.cuda.set_sync_debug_mode("error") through DiffusionModule's hooks
   sharded     FSDP2 (lit_diffusion.distributed.fsdp2) on the one GPU, and DeepSpeed ZeRO-2/3 through
-              `lit-diffusion fit` when deepspeed is installed: step time and peak memory
+              `lit-diffusion fit` (DiT-S widths, bf16) when deepspeed is installed: step time and peak memory
+              (--tiny: the same fit path with Lightning's default strategy, which the CPU allows)
   resume      bf16: k steps, save, resume, k more == 2k uninterrupted (bitwise?, max difference)
   sampling    images/s of Euler sampling at NFE 1, 8, 32 (DiT-B/2, bf16)
   loader      data loader wait per step with the real shard pipeline feeding a DiT-S/2 step
@@ -31,6 +32,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lit_diffusion.backbones import DiT, UNet  # noqa: E402
 from lit_diffusion.objectives.flow_matching import FlowMatching  # noqa: E402
@@ -176,9 +178,45 @@ class Bench:
                                                       ema=holder.ema)  # the EMA sharded like the model
         import importlib.util
 
-        out["deepspeed"] = ("run `lit-diffusion fit --trainer.strategy deepspeed_stage_2|3` (needs CUDA)"
-                            if importlib.util.find_spec("deepspeed") else {"skipped": "deepspeed is not installed"})
+        if not self.cuda:  # Lightning refuses DeepSpeed without CUDA: the same path with its default strategy
+            out["fit, auto strategy (CPU stand-in for DeepSpeed)"] = self.fit_steps("auto")
+        elif not importlib.util.find_spec("deepspeed"):
+            out["deepspeed"] = {"skipped": "deepspeed is not installed"}
+        else:
+            for stage in (2, 3):
+                out[f"deepspeed ZeRO-{stage}"] = self.fit_steps(f"deepspeed_stage_{stage}")
         return out
+
+    def fit_steps(self, strategy: str) -> dict:
+        """`lit-diffusion fit` of the digits DiT config (DiT-S/2 at 32x32 on CUDA, bf16) with this strategy in a
+        child process: step time (time in fit / steps, start-up excluded) and the child's peak CUDA memory."""
+        import subprocess
+
+        from lit_diffusion.cli import main as cli_main
+
+        steps = 4 if self.tiny else 40
+        with tempfile.TemporaryDirectory() as tmp:
+            shards, run = Path(tmp) / "digits", Path(tmp) / "run"
+            assert cli_main(["data", "build", "digits", "--out", str(shards), "--resolution", "16" if self.tiny else "32",
+                             "--no-progress", "--workers", "0"]) == 0
+            args = ["fit", "-c", str(REPO / "experiments/digits/dit.yaml"), "--data.train_shards", str(shards),
+                    "--trainer.default_root_dir", str(run), "--trainer.strategy", strategy, "--trainer.max_steps",
+                    str(steps), "--data.num_workers", "0", "--preview_every_n_steps", "0",
+                    "--model.max_images", "100000000"]
+            if not self.tiny:
+                args += ["--trainer.precision", "bf16-mixed", "--data.batch_size", "256",
+                         "--model.backbone.init_args.depth", "12", "--model.backbone.init_args.hidden_size", "384",
+                         "--model.backbone.init_args.num_heads", "6"]  # DiT-S widths
+            child = ("import sys, torch; from lit_diffusion.cli import main; code = main(sys.argv[1:]); "
+                     "print('PEAK_BYTES', torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0); "
+                     "sys.exit(code)")
+            done = subprocess.run([sys.executable, "-c", child, *args], capture_output=True, text=True, cwd=REPO)
+            if done.returncode != 0:
+                raise RuntimeError(f"fit with strategy {strategy} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+            info = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+            peak = int(done.stdout.rsplit("PEAK_BYTES", 1)[1].split()[0])
+            return {"steps": info["global_step"], "step_ms": 1e3 * info["train_seconds"] / max(info["global_step"], 1),
+                    "peak_memory_gib": peak / 2**30}
 
     def resume(self):
         """k steps + save + resume + k steps == 2k steps, in bf16 autocast (bitwise on the same device?)."""

@@ -50,7 +50,8 @@ def reflow(*, ckpt: str, num: int, out: str, sampler: str = "heun", nfe: int = 3
     num_classes = module.sample_classes
     noises, targets, labels = [], [], []
     for batch in generate(module.objective, module.ema.shadow, module.sample_shape, num, seed=seed,
-                          batch_size=batch_size, device=device, sampler=sampler, nfe=nfe, num_classes=num_classes):
+                          batch_size=batch_size, device=device, sampler=sampler, nfe=nfe, num_classes=num_classes,
+                          **module.sample_options):
         noises.append(batch.noise.numpy())
         targets.append(batch.x0.float().cpu().numpy())
         if batch.labels is not None:

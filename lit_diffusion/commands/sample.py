@@ -51,9 +51,27 @@ def _write_collection(folder: Path, num: int, num_classes: int, label: Optional[
     save_png(image_grid(images[:256], gap=2), folder / "grid.png")
 
 
+def threshold_options(module, x0_threshold: str) -> dict:
+    """--x0-threshold as sampler options: the module's default, none, or one asked for (image data only)."""
+    from lit_diffusion.samplers import THRESHOLDS
+
+    if x0_threshold == "default":
+        return module.sample_options
+    if x0_threshold == "none":
+        return {}
+    if x0_threshold not in THRESHOLDS:
+        raise ValueError(f"--x0-threshold must be default, none or one of {list(THRESHOLDS)}, got {x0_threshold!r}")
+    if not module.image_data:
+        raise ValueError(f"--x0-threshold {x0_threshold} clips predictions to the image range [-1, 1]; this checkpoint's "
+                         "data are latents or tensors (or it was trained before the data kind was recorded): use "
+                         "--x0-threshold none")
+    return {"x0_threshold": x0_threshold, "data_range": (-1.0, 1.0)}
+
+
 def sample(*, ckpt: str, out: str, sampler: Optional[str] = None, nfe: Optional[int] = None, num: int = 64,
            cfg: float = 1.0, label: Optional[int] = None, seed: int = 0, batch_size: int = 256,
-           raw_weights: bool = False, device: Optional[str] = None, autoencoder: Optional[str] = None) -> int:
+           raw_weights: bool = False, device: Optional[str] = None, autoencoder: Optional[str] = None,
+           x0_threshold: str = "default") -> int:
     """Generate samples from a checkpoint: one PNG each, grid.png and samples.npz (uint8 images, labels).
 
     Sample i starts from the noise of (seed, i) and gets class i mod classes (lit_diffusion.generation), so
@@ -74,6 +92,8 @@ def sample(*, ckpt: str, out: str, sampler: Optional[str] = None, nfe: Optional[
         device: torch device (default: cuda when available, else cpu).
         autoencoder: latent models: where their autoencoder is now (default: the location recorded at training;
             its weights must be the recorded ones). Samples are decoded to images before they are saved.
+        x0_threshold: "default" (the objective's choice for image data: DDPM with eps prediction clips x0, as Ho et
+            al. 2020 do), "none", "clip" or "dynamic" (Saharia et al. 2022); image data in [-1, 1] only.
     """
     import torch.distributed as dist
 
@@ -88,6 +108,7 @@ def sample(*, ckpt: str, out: str, sampler: Optional[str] = None, nfe: Optional[
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     module, net, num_classes = _load(ckpt, device, raw_weights, label, cfg)
+    threshold = threshold_options(module, x0_threshold)
     codec = None if module.latent is None else LatentCodec(module.latent, autoencoder)
     if codec is not None:
         codec.autoencoder  # noqa: B018 (load it now: a missing or different autoencoder fails before sampling)
@@ -96,7 +117,7 @@ def sample(*, ckpt: str, out: str, sampler: Optional[str] = None, nfe: Optional[
     done, mine, nfe_used = 0, len(range(rank, num, world)), nfe
     for batch in generate(module.objective, net, module.sample_shape, num, seed=seed, batch_size=batch_size,
                           num_classes=num_classes, label=label, device=device, rank=rank, world_size=world,
-                          sampler=sampler, nfe=nfe, guidance=cfg):
+                          sampler=sampler, nfe=nfe, guidance=cfg, **threshold):
         nfe_used, done = batch.nfe, done + len(batch.indices)
         for i, image in zip(batch.indices, to_uint8(to_images(batch.x0, module.latent, codec))):
             save_png(image, folder / f"sample_{i:06d}.png")
@@ -105,8 +126,8 @@ def sample(*, ckpt: str, out: str, sampler: Optional[str] = None, nfe: Optional[
         dist.barrier()
     if rank == 0:
         _write_collection(folder, num, num_classes, label)
-        print(f"wrote {num} samples ({nfe_used} NFE, sampler {sampler or module.objective.default_sampler}) "
-              f"to {folder} (PNGs, grid.png, samples.npz)")
+        print(f"wrote {num} samples ({nfe_used} NFE, sampler {sampler or module.objective.default_sampler}, x0 "
+              f"threshold {threshold.get('x0_threshold') or 'none'}) to {folder} (PNGs, grid.png, samples.npz)")
     return 0
 
 

@@ -109,11 +109,13 @@ def _markdown(suite, summary: Summary, records, feature_net, reference, cards: d
              f"Each FD is the mean ± std over seeds; its interval is the {int(100 * 0.95)}% bootstrap interval over the "
              f"generated samples ({suite.bootstrap} resamples; over several seeds the union of the seeds' intervals).",
              "", *_scores_table(summary, cards), ""]
-    lines += ["| objective | best (sampler@NFE) | FD | untrained network, same sampler |", "|---|---|---|---|"]
+    lines += ["| objective | best (sampler@NFE) | FD | untrained network (a tuned run: its start checkpoint), same "
+              "sampler |", "|---|---|---|---|"]
     for entry in suite.objectives:
         best, untrained = summary.best[entry.name], summary.untrained[entry.name]
+        start = f", {entry.tune_from.objective}'s checkpoint before tuning" if entry.tune_from else ""
         lines.append(f"| {entry.name} | {best.setting.label} | {best.mean_fd:.3f} | "
-                     f"{fmt([u.fd for u in untrained])} ({untrained[0].setting.label}) |")
+                     f"{fmt([u.fd for u in untrained])} ({untrained[0].setting.label}{start}) |")
     lines += ["", "Winner per NFE: declared only where the lowest FD's interval lies below every other objective's "
               "best interval at that NFE; otherwise a tie of every objective whose interval overlaps it.", "",
               "| NFE | winner or tie | lowest FD | its interval |", "|---|---|---|---|"]

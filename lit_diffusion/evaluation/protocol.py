@@ -49,6 +49,8 @@ class ProtocolCard:
     """Classifier-free guidance scale (None: unguided)."""
     ema: str | None = None
     """Which weights were sampled: an EMA profile (e.g. "sigma_rel=0.05") or "raw"."""
+    x0_threshold: str | None = None
+    """x0 clipping ("clip") or dynamic thresholding ("dynamic") of the predictions while sampling (None: none)."""
     seeds: tuple[int, ...] = ()
     command: str = field(default_factory=lambda: shlex.join(sys.argv))
     """The exact command that produced the score (default: this process's command line)."""
@@ -65,7 +67,7 @@ class ProtocolCard:
     def from_evaluation(cls, feature_net: FeatureNetwork, reference: dict, *, num_generated: int,
                         seeds: Sequence[int] = (), command: str | None = None, **generation: Any) -> "ProtocolCard":
         """Evaluator and reference fields from ``feature_net`` and ``reference`` (from ``reference_stats``; checked
-        to belong to ``feature_net``); ``generation``: sampler, grid, nfe, guidance, ema."""
+        to belong to ``feature_net``); ``generation``: sampler, grid, nfe, guidance, ema, x0_threshold."""
         check_reference(reference, feature_net)
         for key in ("dataset_fingerprint", "num", "mu", "sigma"):
             if key not in reference:
@@ -95,7 +97,7 @@ class ProtocolCard:
                               f"{self.reference_dataset[:16]}"),
                 ("reference statistics sha256", self.reference_stats_sha256[:16]),
                 ("generated samples", self.num_generated), ("sampler", self.sampler), ("grid", self.grid),
-                ("NFE", self.nfe), ("guidance", self.guidance), ("EMA", self.ema),
+                ("NFE", self.nfe), ("guidance", self.guidance), ("EMA", self.ema), ("x0 threshold", self.x0_threshold),
                 ("seeds", ", ".join(map(str, self.seeds)) or None), ("command", f"`{self.command}`")]
         lines = ["| protocol | |", "|---|---|"]
         for name, value in rows:

@@ -49,6 +49,9 @@ class DiffusionObjective:
 
     default_sampler = "euler"
     default_nfe = 32
+    # x0 threshold to sample image data in [-1, 1] with when the caller does not choose (DiffusionModule.sample_options;
+    # never applied to latents or tensors); None: none. Chosen by measurement (benchmarks/x0_threshold_digits.py).
+    default_x0_threshold: str | None = None
 
     def __init__(self, path, parameterisation, time_sampler, weighting, label_dropout: float = 0.0,
                  null_label: int | None = None):

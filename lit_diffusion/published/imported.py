@@ -23,6 +23,7 @@ class ImportedModel:
     sample_shape: list[int]  # one sample (C, H, W) as the backbone sees it (latents for a latent DiT)
     conditional: bool  # class-conditional: the module feeds labels
     source: dict = field(default_factory=dict)  # where it came from (format, location), kept in the checkpoint
+    image_data: bool = False  # it generates images in [-1, 1] directly (a pixel U-Net), not latents
 
 
 def ddpm_objective(prediction: str = "eps", schedule: str = "linear", variance: str = "fixed_small",

@@ -184,4 +184,4 @@ def import_diffusers_unet(model: DiffusersModel, variance: str | None = None) ->
     objective = objective_from_scheduler(model.scheduler, learned, 0, where, variance)
     return ImportedModel(backbone={"class_path": UNET, "init_args": args}, objective=objective, weights=weights,
                          sample_shape=[args["in_channels"], height, width], conditional=False,
-                         source={"format": "diffusers", "location": where})
+                         source={"format": "diffusers", "location": where}, image_data=True)

@@ -40,6 +40,6 @@ def load_module(checkpoint: str | Path, map_location="cpu", untrained_seed: int 
         with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's RNG
             torch.manual_seed(untrained_seed)
             module = instantiate(config).model
-    kept = ("model_spec", "sample_shape") + (("images_seen", "train_seconds") if untrained_seed is None else ())
+    kept = ("model_spec", "sample_shape", "image_data") + (("images_seen", "train_seconds") if untrained_seed is None else ())
     module.on_load_checkpoint({k: v for k, v in ckpt.items() if k in kept})
     return module.eval()

@@ -127,6 +127,7 @@ class DiffusionModule(pl.LightningModule):
         self._fit_clock: tuple[float, float] | None = None  # (perf_counter at fit start, train_seconds then)
         self.model_spec: dict | None = None  # the config that built this module, set by the CLI
         self.sample_shape: tuple[int, ...] | None = None  # one training sample's shape, for generation
+        self.image_data = False  # images in [-1, 1] (from dataset.json at fit start; saved): x0 thresholds apply
         self.noise_generator: torch.Generator | None = None
         self._pending_generator_state: torch.Tensor | None = None
         self._pending_rng_state: tuple = (None, None)  # global RNG states of a checkpoint, set at the first batch
@@ -167,6 +168,9 @@ class DiffusionModule(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         self._fit_clock = (time.perf_counter(), self.train_seconds)
+        info = getattr(getattr(self.trainer, "datamodule", None), "info", None)
+        if info is not None:  # images in [-1, 1] (not latents or tensors): the only data x0 thresholds apply to
+            self.image_data = info.kind == "image" and self.latent is None
         teacher = getattr(self.objective, "teacher_net", None)
         if teacher is not None:  # a distillation teacher is frozen and not a submodule: move it by hand
             teacher.to(self.device)
@@ -308,6 +312,7 @@ class DiffusionModule(pl.LightningModule):
             checkpoint["model_spec"] = self.model_spec
         if self.sample_shape is not None:
             checkpoint["sample_shape"] = list(self.sample_shape)
+        checkpoint["image_data"] = self.image_data
         checkpoint["noise_generator"] = self._generator().get_state()
         checkpoint["torch_rng"] = torch.get_rng_state()
         if torch.cuda.is_available():
@@ -324,6 +329,7 @@ class DiffusionModule(pl.LightningModule):
         self.model_spec = checkpoint.get("model_spec", self.model_spec)
         if checkpoint.get("sample_shape") is not None:
             self.sample_shape = tuple(checkpoint["sample_shape"])
+        self.image_data = bool(checkpoint.get("image_data", False))  # older checkpoints: unknown, so no threshold
         self._pending_generator_state = checkpoint.get("noise_generator")
         self.noise_generator = None
         # restored at the first batch, not now: creating the data-loader iterator draws a base seed from the
@@ -343,6 +349,13 @@ class DiffusionModule(pl.LightningModule):
     def sample_classes(self) -> int:
         """Classes that generation cycles through: the backbone's for a conditional model, else 0 (unlabelled)."""
         return getattr(self.backbone, "num_classes", 0) if self.conditional else 0
+
+    @property
+    def sample_options(self) -> dict:
+        """What generation passes to the objective's sampler unless told otherwise: its default x0 threshold
+        (`default_x0_threshold`, e.g. DDPM eps prediction clips) where the data are images in [-1, 1]."""
+        kind = getattr(self.objective, "default_x0_threshold", None)
+        return {"x0_threshold": kind, "data_range": (-1.0, 1.0)} if kind and self.image_data else {}
 
     @torch.no_grad()
     def generate(self, noise: torch.Tensor, use_ema: bool = True, **sample_kwargs) -> torch.Tensor:

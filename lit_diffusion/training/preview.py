@@ -44,7 +44,7 @@ class SamplePreview(pl.Callback):
         net = pl_module.ema.shadow  # previews show what sampling will use
         batch = next(generate(pl_module.objective, net, pl_module.sample_shape, self.num_samples, seed=self.seed,
                               batch_size=self.num_samples, num_classes=classes, device=pl_module.device,
-                              sampler=self.sampler, nfe=self.nfe))
+                              sampler=self.sampler, nfe=self.nfe, **pl_module.sample_options))
         latent = getattr(pl_module, "latent", None)
         if latent is None:
             return batch.x0

@@ -49,4 +49,8 @@ def test_gpu_acceptance_tiny_runs_every_section_on_the_cpu(tmp_path):
         assert section in results and "error" not in results[section], section
     assert results["resume"]["bitwise"] is True  # float32 on the CPU: exact
     assert results["no_sync"]["host_reads_in_3_steps"] == 0
+    # the DeepSpeed measurement's path (`lit-diffusion fit` in a child, step time from its checkpoint) with the
+    # strategy Lightning allows on the CPU
+    fit = results["sharded"]["fit, auto strategy (CPU stand-in for DeepSpeed)"]
+    assert fit["steps"] == 4 and fit["step_ms"] > 0 and fit["peak_memory_gib"] == 0
     assert "| train | DiT-debug |" in (tmp_path / "acceptance.md").read_text()
