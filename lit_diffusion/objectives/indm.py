@@ -57,7 +57,9 @@ class INDM(DiffusionObjective):
         label_dropout / null_label: classifier-free guidance as for the other objectives.
     """
 
-    default_sampler = "euler"
+    # ancestral (DDPM) steps on z: on a 2-D Gaussian in a plain loop (identity flow, 400 steps) the moment error
+    # is 0.34 against 2.72 with Euler@100, whose ODE needs the likelihood-weighted eps at high noise too precisely
+    default_sampler = "ddpm"
     default_nfe = 100
 
     def __init__(self, prediction: str = "eps", beta_min: float = 0.1, beta_max: float = 20.0, t_min: float = 1e-5,
