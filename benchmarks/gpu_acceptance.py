@@ -52,6 +52,15 @@ class Bench:
         self.results: dict[str, object] = {}
         self.peak: float | None = None
 
+    def digits(self, folder: Path) -> Path:
+        """The embedded digits as shards under `folder` (16x16 in --tiny, else 32x32), through the real data CLI."""
+        from lit_diffusion.cli import main as cli_main
+
+        shards = folder / "digits"
+        assert cli_main(["data", "build", "digits", "--out", str(shards), "--resolution", "16" if self.tiny else "32",
+                         "--no-progress", "--workers", "0"]) == 0
+        return shards
+
     def sync(self):
         if self.cuda:
             torch.cuda.synchronize()
@@ -192,13 +201,9 @@ class Bench:
         child process: step time (time in fit / steps, start-up excluded) and the child's peak CUDA memory."""
         import subprocess
 
-        from lit_diffusion.cli import main as cli_main
-
         steps = 4 if self.tiny else 40
         with tempfile.TemporaryDirectory() as tmp:
-            shards, run = Path(tmp) / "digits", Path(tmp) / "run"
-            assert cli_main(["data", "build", "digits", "--out", str(shards), "--resolution", "16" if self.tiny else "32",
-                             "--no-progress", "--workers", "0"]) == 0
+            shards, run = self.digits(Path(tmp)), Path(tmp) / "run"
             args = ["fit", "-c", str(REPO / "experiments/digits/dit.yaml"), "--data.train_shards", str(shards),
                     "--trainer.default_root_dir", str(run), "--trainer.strategy", strategy, "--trainer.max_steps",
                     str(steps), "--data.num_workers", "0", "--preview_every_n_steps", "0",
@@ -271,13 +276,10 @@ class Bench:
         return rows
 
     def loader(self):
-        from lit_diffusion.cli import main as cli_main
         from lit_diffusion.data.datamodule import ShardDataModule
 
         with tempfile.TemporaryDirectory() as tmp:
-            shards = Path(tmp) / "digits"
-            assert cli_main(["data", "build", "digits", "--out", str(shards), "--resolution", "16" if self.tiny else "32",
-                             "--no-progress", "--workers", "0"]) == 0
+            shards = self.digits(Path(tmp))
             workers = 0 if self.tiny else 4
             data = ShardDataModule(train_shards=str(shards), batch_size=4 if self.tiny else 256, num_workers=workers)
             data.setup("fit")

@@ -22,13 +22,24 @@ class SuiteError(ValueError):
     """A suite file that cannot run; the message names the file and the key."""
 
 
+@dataclass(frozen=True)
+class TuneFrom:
+    """Start this entry from the checkpoint of an earlier entry of the suite (same seed) that has seen at most
+    `images` training images, and train it for the rest of the budget: pre-training and tuning together spend
+    the same images as every other run (ECT, Geng et al. 2024: consistency tuning of a trained diffusion or
+    flow model; the pre-training counts in its compute)."""
+
+    objective: str
+    images: int
+
+
 @dataclass
 class ObjectiveEntry:
     name: str  # a label for the report, e.g. "ddpm"
     config: str  # an objective YAML composed on top of the base config
     samplers: dict[str, list[int]]  # "sampler" or "sampler:grid" (e.g. "heun:uniform") -> NFEs to evaluate
     overrides: list[str] = field(default_factory=list)  # extra CLI overrides for this objective
-    tune_from: "TuneFrom | None" = None  # start from another entry's checkpoint (consistency tuning)
+    tune_from: TuneFrom | None = None  # start from another entry's checkpoint (consistency tuning)
 
     def __post_init__(self):
         for key, nfes in self.samplers.items():
@@ -39,17 +50,6 @@ class ObjectiveEntry:
                 raise SuiteError(f"samplers.{key}: unknown time grid {grid!r}; known: {list(GRIDS)}")
             if not isinstance(nfes, list) or not nfes or not all(isinstance(n, int) and n >= 1 for n in nfes):
                 raise SuiteError(f"samplers.{key} must be a list of NFEs >= 1, got {nfes!r}")
-
-
-@dataclass(frozen=True)
-class TuneFrom:
-    """Start this entry from the checkpoint of an earlier entry of the suite (same seed) that has seen at most
-    `images` training images, and train it for the rest of the budget: pre-training and tuning together spend
-    the same images as every other run (ECT, Geng et al. 2024: consistency tuning of a trained diffusion or
-    flow model; the pre-training counts in its compute)."""
-
-    objective: str
-    images: int
 
 
 @dataclass

@@ -59,7 +59,8 @@ def write_imported(model: ImportedModel, out: str | Path, latent: dict | None = 
         raise ValueError(f"{path} exists: give another --out, or --overwrite to replace it")
     module = build_module(model, latent)
     checkpoint = {"state_dict": module.state_dict(), "model_spec": module.model_spec,
-                  "sample_shape": list(model.sample_shape), "image_data": module.image_data, "images_seen": 0, "train_seconds": 0.0, "epoch": 0,
+                  "sample_shape": list(model.sample_shape), "image_data": module.image_data, "images_seen": 0,
+                  "train_seconds": 0.0, "epoch": 0,
                   "global_step": 0, "hyper_parameters": dict(module.hparams),
                   "pytorch-lightning_version": lightning.__version__, IMPORTED_FIELD: dict(model.source),
                   RUN_FIELDS: {"global_step": 0, "images_seen": 0, "fit_finished": False}}
