@@ -1,7 +1,7 @@
 """What consistency training and distillation share (Song et al. 2023; Song & Dhariwal 2023): the EDM
 noise-level path with the boundary-preserving preconditioning, a pair sampler as the objective's time
-sampler (adjacent times t_i < t_{i+1}), a pair weighting as its weighting, and the pseudo-Huber
-distance between the network's outputs at the two times."""
+sampler (adjacent times t_i < t_{i+1}), a pair weighting as its weighting, and a distance between the
+network's outputs at the two times: pseudo-Huber (iCT) or squared L2 (Song et al. 2023)."""
 from __future__ import annotations
 
 import math
@@ -25,6 +25,15 @@ def default_huber_c(x0: torch.Tensor) -> float:
     return 0.00054 * math.sqrt(x0[0].numel())
 
 
+def squared_l2(diff: torch.Tensor) -> torch.Tensor:
+    """||diff||^2 / d per sample (Song et al. 2023, sec. 3, the l2 metric; mean over the d dimensions so that
+    the loss scale, and with it gradient clipping, does not grow with the resolution). (B, ...) -> (B,)."""
+    return diff.pow(2).flatten(1).mean(1)
+
+
+DISTANCES = ("pseudo_huber", "squared_l2")
+
+
 def consistency_path(sigma_min: float, sigma_max: float, rho: float) -> EDMSigmaPath:
     return EDMSigmaPath(sigma_min=sigma_min, sigma_max=sigma_max, rho=rho)
 
@@ -37,10 +46,14 @@ class ConsistencyObjective(DiffusionObjective):
 
     def __init__(self, pairs: PairSampler, weighting: PairWeighting, sigma_min: float, sigma_max: float,
                  rho: float, sigma_data: float, huber_c: float | None, label_dropout: float,
-                 null_label: int | None):
+                 null_label: int | None, distance: str = "pseudo_huber"):
+        if distance not in DISTANCES:
+            raise ValueError(f"{type(self).__name__}: distance must be one of {DISTANCES}, got {distance!r}")
+        if huber_c is not None and huber_c <= 0:
+            raise ValueError(f"{type(self).__name__}: huber_c must be positive, got {huber_c}")
         super().__init__(consistency_path(sigma_min, sigma_max, rho), ConsistencyPreconditioning(sigma_data),
                          pairs, weighting, label_dropout, null_label)
-        self.huber_c = huber_c
+        self.huber_c, self.distance = huber_c, distance
         self.step, self.progress, self._calls = None, None, 0
 
     def set_training_step(self, step: int, progress: float | None = None) -> None:
@@ -61,7 +74,9 @@ class ConsistencyObjective(DiffusionObjective):
 
     def pair_loss(self, f_next: torch.Tensor, f_i: torch.Tensor, x0: torch.Tensor, t_i: torch.Tensor,
                   t_next: torch.Tensor) -> LossOutput:
-        """lambda(t_i, t_next) * d(f_next, f_i), d the pseudo-Huber distance; reported at t_next."""
-        c = self.huber_c if self.huber_c is not None else default_huber_c(x0)
-        loss = pseudo_huber(f_next - f_i, c)
+        """lambda(t_i, t_next) * d(f_next, f_i), d the objective's distance; reported at t_next."""
+        if self.distance == "squared_l2":
+            loss = squared_l2(f_next - f_i)
+        else:
+            loss = pseudo_huber(f_next - f_i, self.huber_c if self.huber_c is not None else default_huber_c(x0))
         return LossOutput(loss * self.weighting(self.path, t_i, t_next).to(loss), t_next)

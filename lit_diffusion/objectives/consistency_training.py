@@ -21,17 +21,16 @@ class ConsistencyTraining(ConsistencyObjective):
             by the training loop) or, in a plain loop, doubles every 1000 steps of its own loss calls.
         huber_c: pseudo-Huber constant; None = 0.00054 sqrt(d).
         weighting: the pair weighting, by name ("inverse_gap" (iCT) or "uniform") or a PairWeighting.
+        distance: "pseudo_huber" (iCT, the default) or "squared_l2" (Song et al. 2023).
     """
 
     def __init__(self, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0,
                  sigma_data: float = 0.5, curriculum: PairSampler | None = None,
                  huber_c: float | None = None, weighting: str | PairWeighting = "inverse_gap",
-                 label_dropout: float = 0.0, null_label: int | None = None):
+                 label_dropout: float = 0.0, null_label: int | None = None, distance: str = "pseudo_huber"):
         weighting = make_pair_weighting(weighting)
-        if huber_c is not None and huber_c <= 0:
-            raise ValueError(f"ConsistencyTraining: huber_c must be positive, got {huber_c}")
         super().__init__(curriculum or ConsistencyCurriculum(), weighting, sigma_min, sigma_max, rho,
-                         sigma_data, huber_c, label_dropout, null_label)
+                         sigma_data, huber_c, label_dropout, null_label, distance)
 
     def loss_with_diagnostics(self, net, x0, cond=None, generator=None, noise=None) -> LossOutput:
         x0 = checked_data(x0)

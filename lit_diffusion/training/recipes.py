@@ -18,10 +18,10 @@ class ConsistencyDistillationFromCheckpoint(ConsistencyDistillation):
     def __init__(self, teacher_checkpoint: str, teacher_ema: bool = True, teacher_sampler: str = "heun",
                  num_scales: int = 18, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0,
                  sigma_data: float = 0.5, huber_c: float | None = None, weighting: str = "uniform",
-                 label_dropout: float = 0.0, null_label: int | None = None):
+                 label_dropout: float = 0.0, null_label: int | None = None, distance: str = "squared_l2"):
         teacher = load_module(teacher_checkpoint)
         net = teacher.ema.shadow if teacher_ema else teacher.backbone
         super().__init__(teacher.objective, net, teacher_sampler=teacher_sampler, num_scales=num_scales,
                          sigma_min=sigma_min, sigma_max=sigma_max, rho=rho, sigma_data=sigma_data, huber_c=huber_c,
-                         weighting=weighting, label_dropout=label_dropout, null_label=null_label)
+                         weighting=weighting, label_dropout=label_dropout, null_label=null_label, distance=distance)
         self.teacher_checkpoint = teacher_checkpoint
