@@ -37,3 +37,11 @@ def test_fit_and_sample_through_the_cli(tmp_path, mnist_test_shards, backbone, o
     images = np.load(out / "samples.npz")["images"]
     assert images.shape == (5, 28, 28, 1) and images.dtype == np.uint8
     assert len(list(out.glob("sample_*.png"))) == 5 and (out / "grid.png").is_file()
+
+
+def test_an_unknown_consistency_distance_is_refused_naming_the_choices(tmp_path, mnist_test_shards, capsys):
+    assert fit(tmp_path / "run", mnist_test_shards, "unet", "consistency_training",
+               "--model.objective.init_args.distance", "l1") != 0
+    err = capsys.readouterr().err
+    assert "distance must be one of ('pseudo_huber', 'squared_l2'), got 'l1'" in err
+    assert not (tmp_path / "run/checkpoints").exists()  # refused before anything trained
