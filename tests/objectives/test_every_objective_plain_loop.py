@@ -12,11 +12,12 @@ now 0.19; indm Euler@100 2.72, now 0.34). consistency_distillation 0.72 -> 0.16 
 squared L2 (Song et al. 2023; with iCT's pseudo-Huber it was 1.61, worse than untrained: see its docstring);
 over data seeds 0, 1, 2: 0.16, 0.25, 0.42 (the teacher's own error is 0.14).
 Marked xfail where the defaults do NOT train here (not run, to keep CI short; `pytest --runxfail` runs it):
-consistency_training 0.72 -> 0.55 (seeds 1, 2: 0.80, 0.74; 3000 steps: 0.41, 0.17). Its coarse grid is
-biased: on Gaussian data CT's fixed point at N grid points shrinks the standard deviation at sigma_max by
+consistency_training 0.72 -> 0.55 (after 3000 steps: 0.41 and 0.17 at data seeds 0 and 1). Its coarse grid
+is biased: on Gaussian data CT's fixed point at N grid points shrinks the standard deviation at sigma_max by
 prod_i (s^2 + sigma_i sigma_{i+1}) / sqrt((s^2 + sigma_i^2)(s^2 + sigma_{i+1}^2)), 0.73 at the curriculum's
-first N = 11, 0.96 at N = 81 (closed form checked in test_consistency_training_bias.py), and a finer grid propagates the boundary
-condition more slowly: the curriculum needs thousands of steps that a 400-step loop does not have."""
+first N = 11, 0.96 at N = 81 (closed form checked in test_consistency_training_bias.py), and a finer grid
+propagates the boundary condition more slowly: the curriculum needs thousands of steps that a 400-step loop
+does not have."""
 from __future__ import annotations
 
 import pytest
