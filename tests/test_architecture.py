@@ -24,24 +24,29 @@ ROOT = ""  # the unit of lit_diffusion/__init__.py
 TOP = {"compare", "launch", "commands", "cli", "published"}  # may import anything (published writes training checkpoints)
 
 # unit -> lit_diffusion units it may import besides itself (and the package root)
-_EVALUATION = {"contract", "objectives", "samplers", "backbones", "data", "generation"}
-_DISTRIBUTED = {"contract", "objectives", "samplers", "backbones", "data", "generation", "evaluation", "runs"}
+# distributed sits just above the pure floors: its `process` module (which rank am I, on which device) is
+# torch-only and is read by data, generation, evaluation, runs and training, so distributed itself may import
+# none of those (that would be a cycle); its package __init__ imports nothing, so reaching `process` from a
+# Lightning-free folder does not pull in the Lightning strategies beside it (the chain rule checks this)
+_DISTRIBUTED = {"contract", "objectives", "samplers", "backbones"}
+_EVALUATION = {"contract", "objectives", "samplers", "backbones", "data", "generation", "distributed"}
 BELOW_TRAINING = {
     "contract": set(),
     "samplers": {"contract"},
     "backbones": set(),
     "objectives": {"contract", "samplers"},
-    "data": {"contract", "objectives"},
-    "generation": {"contract", "objectives", "samplers", "backbones", "data"},
+    "distributed": _DISTRIBUTED,
+    "data": {"contract", "objectives", "distributed"},
+    "generation": {"contract", "objectives", "samplers", "backbones", "data", "distributed"},
     "evaluation": _EVALUATION,
     "runs": _EVALUATION,  # the run-folder layer: a sibling of evaluation, neither imports the other
-    "distributed": _DISTRIBUTED,
 }
-ALLOWED = {**BELOW_TRAINING, "training": _DISTRIBUTED | {"distributed"}}
+ALLOWED = {**BELOW_TRAINING, "training": _EVALUATION | {"evaluation", "runs"}}
 
 FORBIDDEN = ("lightning", "pytorch_lightning", "wandb")
 # data/datamodule.py is the LightningDataModule, so data itself is not Lightning-free (nor runs,
-# distributed, training and the top); a Lightning-free folder importing it fails through the chain rule
+# distributed, training and the top); a Lightning-free folder importing it fails through the chain rule,
+# as it would importing distributed's strategies (distributed.process alone is Lightning-free)
 LIGHTNING_FREE = ("contract", "samplers", "backbones", "objectives", "generation", "evaluation")
 
 
