@@ -77,3 +77,11 @@ def device(name: Optional[str] = None) -> torch.device:
     if name == "cuda":
         return torch.device("cuda", current().local_rank)
     return torch.device(name)
+
+
+def join_process_group(device: torch.device) -> Process:
+    """Under a launcher with several ranks, join its process group (NCCL on GPUs, gloo on the CPU) unless
+    already in one; returns this process."""
+    if launched().world_size > 1 and process_group() is None:
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return current()
