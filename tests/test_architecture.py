@@ -32,6 +32,7 @@ _DISTRIBUTED = {"contract", "objectives", "samplers", "backbones"}
 _EVALUATION = {"contract", "objectives", "samplers", "backbones", "data", "generation", "distributed"}
 BELOW_TRAINING = {
     "contract": set(),
+    "typed_cli": set(),  # a typed function <-> argv (jsonargparse): the commands' parser, and compare's for `build:`
     "samplers": {"contract"},
     "backbones": set(),
     "objectives": {"contract", "samplers"},
@@ -47,7 +48,7 @@ FORBIDDEN = ("lightning", "pytorch_lightning", "wandb")
 # data/datamodule.py is the LightningDataModule, so data itself is not Lightning-free (nor runs,
 # distributed, training and the top); a Lightning-free folder importing it fails through the chain rule,
 # as it would importing distributed's strategies (distributed.process alone is Lightning-free)
-LIGHTNING_FREE = ("contract", "samplers", "backbones", "objectives", "generation", "evaluation")
+LIGHTNING_FREE = ("contract", "typed_cli", "samplers", "backbones", "objectives", "generation", "evaluation")
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import sys
 from typing import Optional
 
-from lit_diffusion.commands.parsing import command_line, run
+from lit_diffusion.commands.parsing import run
+from lit_diffusion.data.build import command_line
 
 
 def reflow(*, ckpt: str, num: int, out: str, sampler: str = "heun", nfe: int = 33, batch_size: int = 256,
