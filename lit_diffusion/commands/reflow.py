@@ -5,7 +5,7 @@ import sys
 from typing import Optional
 
 from lit_diffusion.commands.parsing import run
-from lit_diffusion.data.build import command_line
+from lit_diffusion.data.build import command_line, write_pairs
 
 
 def reflow(*, ckpt: str, num: int, out: str, sampler: str = "heun", nfe: int = 33, batch_size: int = 256,
@@ -29,8 +29,6 @@ def reflow(*, ckpt: str, num: int, out: str, sampler: str = "heun", nfe: int = 3
         seed: seed of the noise.
         device: torch device (default: cuda when available, else cpu).
     """
-    from lit_diffusion.data.sources import TensorPairSource
-    from lit_diffusion.data.writer import BuildOptions, build_dataset, resolve_encode_options
     from lit_diffusion.generation.session import GenerationSession
     from lit_diffusion.training.loading import load_module
 
@@ -45,14 +43,10 @@ def reflow(*, ckpt: str, num: int, out: str, sampler: str = "heun", nfe: int = 3
     # session cycles through the classes as `sample` does
     pairs = session.couplings(num, seed=seed, batch_size=batch_size, sampler=sampler, nfe=nfe,
                               **session.module.sample_options)
-    labelled = pairs.labels is not None
-    source = TensorPairSource(pairs.noise, pairs.x0, pairs.labels,
-                              [str(c) for c in range(session.num_classes)] if labelled else [],
-                              {"reflow_from": str(ckpt), "sampler": sampler, "nfe": nfe, "seed": seed,
-                               "labels": "i mod classes" if labelled else None})
-    build = BuildOptions(out=out, workers=0, progress=False, overwrite=True)
-    info = build_dataset(source, build, resolve_encode_options(source),
-                         command=command_line(["lit-diffusion", "reflow"], arguments, reflow))["all"]
+    description = {"reflow_from": str(ckpt), "sampler": sampler, "nfe": nfe, "seed": seed,
+                   "labels": "i mod classes" if pairs.labels is not None else None}
+    info = write_pairs(pairs.noise, pairs.x0, pairs.labels, session.num_classes, out=out, description=description,
+                       command=command_line(["lit-diffusion", "reflow"], arguments, reflow))
     print(f"{out}: {info.num_samples} pairs, shape {info.shape}, {len(info.shards)} shard(s), "
           f"fingerprint {info.fingerprint[:16]}")
     return 0
