@@ -29,18 +29,16 @@ def reflow(*, ckpt: str, num: int, out: str, sampler: str = "heun", nfe: int = 3
         seed: seed of the noise.
         device: torch device (default: cuda when available, else cpu).
     """
-    from lit_diffusion.generation.session import GenerationSession
+    from lit_diffusion.generation.session import GenerationSession, check_counts
     from lit_diffusion.training.loading import load_module
 
     arguments = dict(ckpt=ckpt, num=num, out=out, sampler=sampler, nfe=nfe, batch_size=batch_size, seed=seed)
-    if num < 1:
-        raise ValueError(f"--num must be >= 1, got {num}")
+    check_counts(num=num)
     session = GenerationSession.open(ckpt, load_module, command="lit-diffusion reflow", device=device)
     if type(session.module.objective).__name__ != "RectifiedFlow":
         print(f"note: reflow from a {type(session.module.objective).__name__} model; the pairs are its ODE couplings",
               file=sys.stderr)
-    # why: a conditional model sampled without labels gets the null class, untrained at label dropout 0, so the
-    # session cycles through the classes as `sample` does
+    # classes i mod classes, as in `sample`: without labels a model gets its null class, untrained at dropout 0
     pairs = session.couplings(num, seed=seed, batch_size=batch_size, sampler=sampler, nfe=nfe,
                               **session.module.sample_options)
     description = {"reflow_from": str(ckpt), "sampler": sampler, "nfe": nfe, "seed": seed,

@@ -34,12 +34,10 @@ def sample(*, ckpt: str, out: str, sampler: Optional[str] = None, nfe: Optional[
         x0_threshold: "default" (the objective's choice for image data: DDPM with eps prediction clips x0, as Ho et
             al. 2020 do), "none", "clip" or "dynamic" (Saharia et al. 2022); image data in [-1, 1] only.
     """
-    from lit_diffusion.generation.session import GenerationSession
+    from lit_diffusion.generation.session import GenerationSession, check_counts
     from lit_diffusion.training.loading import load_module
 
-    for name, value in (("num", num), ("nfe", nfe), ("batch_size", batch_size)):
-        if value is not None and value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    check_counts(num=num, nfe=nfe, batch_size=batch_size)
     session = GenerationSession.open(ckpt, load_module, command="lit-diffusion sample", device=device,
                                      raw_weights=raw_weights, autoencoder=autoencoder, share=True)
     session.check_conditioning(label, cfg)

@@ -27,6 +27,13 @@ from lit_diffusion.samplers import THRESHOLDS
 X0_THRESHOLD_SETTINGS = ("default", "none", *THRESHOLDS)  # --x0-threshold: the objective's choice, none, or one
 
 
+def check_counts(**counts: Optional[int]) -> None:
+    """Counts given on the command line (num, nfe, batch_size, ...) must be >= 1 where given."""
+    for name, value in counts.items():
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+
+
 @dataclass
 class Couplings:
     """(noise, sample) pairs in index order, on the CPU: what reflow trains the next flow on."""
