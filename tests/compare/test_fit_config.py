@@ -37,3 +37,17 @@ def test_ema_sweep_switches_snapshots_on():
     # a snapshot every 10% of the run's 425 steps
     assert callbacks[-1] == {"class_path": "lit_diffusion.training.posthoc_ema.PostHocEMASnapshots",
                              "init_args": {"sigma_rels": [0.05, 0.1], "every_n_steps": 42}}
+
+
+def test_the_config_chooses_the_lightning_module():
+    from lit_diffusion.training.autoencoder_module import AutoencoderModule
+    from lit_diffusion.training.config import TRAINER_DEFAULTS, choose_model_class, compose_fit_config
+    from lit_diffusion.training.module import DiffusionModule
+
+    autoencoder = str(QUICKSTART.parents[1] / "autoencoder/mnist.yaml")
+    assert choose_model_class(["fit", "-c", autoencoder]) == (AutoencoderModule, True)
+    assert choose_model_class(["fit", f"--config={autoencoder}"]) == (AutoencoderModule, True)
+    assert choose_model_class(["fit", "-c", str(QUICKSTART.parents[1] / "digits/unet.yaml")]) == (DiffusionModule, False)
+    composed = compose_fit_config([autoencoder], [])
+    assert composed["model"]["class_path"].endswith("AutoencoderModule")
+    assert {k: composed["trainer"][k] for k in TRAINER_DEFAULTS} == TRAINER_DEFAULTS
