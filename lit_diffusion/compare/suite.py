@@ -1,6 +1,6 @@
 """The comparison suite: which objectives (each with its samplers and NFE lists) to train on one shared
 backbone, dataset, seed set and budget. These typed dataclasses are the schema of a suite YAML: jsonargparse
-parses it as it parses `fit` configs (compare/suite_file.py), and each section checks itself in __post_init__
+parses it as it parses `fit` configs (compare/schema.py), and each section checks itself in __post_init__
 before anything runs. A suite is frozen: what is learnt later (each objective's image budget under a FLOP
 budget) makes a new suite (compare/compute.py resolve_budgets)."""
 from __future__ import annotations
