@@ -90,6 +90,8 @@ def _describe(hint, plural: bool = False) -> str:
         return " or ".join(_describe(a, plural) for a in args)
     if origin is list:
         return ("lists" if plural else "a list") + f" of {_describe(args[0], True)}"
-    if origin is dict or is_dataclass(hint):
+    if origin is dict:
+        return ("mappings" if plural else "a mapping") + f" of {_describe(args[0], True)} to {_describe(args[1], True)}"
+    if is_dataclass(hint):
         return "mappings" if plural else "a mapping"
     return TYPE_NAMES.get(hint, (getattr(hint, "__name__", str(hint)),) * 2)[plural]

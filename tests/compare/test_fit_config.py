@@ -47,7 +47,8 @@ def test_the_config_chooses_the_lightning_module():
     autoencoder = str(QUICKSTART.parents[1] / "autoencoder/mnist.yaml")
     assert choose_model_class(["fit", "-c", autoencoder]) == (AutoencoderModule, True)
     assert choose_model_class(["fit", f"--config={autoencoder}"]) == (AutoencoderModule, True)
-    assert choose_model_class(["fit", "-c", str(QUICKSTART.parents[1] / "digits/unet.yaml")]) == (DiffusionModule, False)
+    digits = str(QUICKSTART.parents[1] / "digits/unet.yaml")
+    assert choose_model_class(["fit", "-c", digits]) == (DiffusionModule, False)
     composed = compose_fit_config([autoencoder], [])
     assert composed["model"]["class_path"].endswith("AutoencoderModule")
     assert {k: composed["trainer"][k] for k in TRAINER_DEFAULTS} == TRAINER_DEFAULTS

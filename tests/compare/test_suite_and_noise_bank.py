@@ -124,9 +124,11 @@ def test_a_suite_is_frozen_and_budget_resolution_makes_a_new_one(tmp_path, monke
 @pytest.mark.parametrize("extra,message", [
     ("  - {name: b, config: c, samplers: {euler: [1]}, overrides: [--a, 1]}\n",
      'objectives\\[1\\]: overrides must be a list of strings \\(quote numbers: "0"\\), got \\[\'--a\', 1\\]'),
-    ("  - {name: b, config: c, samplers: {euler: 4}}\n", "objectives\\[1\\]: samplers must be a mapping, got"),
+    ("  - {name: b, config: c, samplers: {euler: 4}}\n",
+     "objectives\\[1\\]: samplers must be a mapping of strings to lists of integers, got \\{'euler': 4\\}"),
     ("  - {name: b, samplers: {euler: [4]}}\n", "objectives\\[1\\]: missing key 'config'"),
-    ("  - 3\n", "objectives\\[1\\]: must be a mapping of \\['config', 'name', 'overrides', 'samplers', 'tune_from'\\], got 3"),
+    ("  - 3\n",
+     "objectives\\[1\\]: must be a mapping of \\['config', 'name', 'overrides', 'samplers', 'tune_from'\\], got 3"),
 ])
 def test_an_entry_s_error_names_its_index(tmp_path, extra, message):
     path = tmp_path / "suite.yaml"
