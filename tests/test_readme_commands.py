@@ -116,7 +116,7 @@ def test_doc_link_resolves(doc, target):
 def test_doc_command_parses(doc, words, monkeypatch, capsys):
     monkeypatch.chdir(REPO)  # the configs are named relative to the repository
     if words[0] in ("fit", "validate", "test"):
-        from lit_diffusion.training.cli import compose_fit_config
+        from lit_diffusion.training.config import compose_fit_config
 
         configs = [words[i + 1] for i, w in enumerate(words) if w in ("-c", "--config")]
         rest = [w for i, w in enumerate(words[1:], 1) if w not in ("-c", "--config") and words[i - 1] not in
