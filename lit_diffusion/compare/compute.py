@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -93,18 +93,18 @@ def images_for_flops(max_flops: float, cost: StepCost, objective: str) -> int:
     return max(1, math.floor(max_flops / cost.flops_per_image))
 
 
-def resolve_budgets(suite: Suite, log=print) -> dict[str, StepCost]:
-    """Measure every objective's step cost, and under a FLOP budget set each objective's image budget from it;
-    the costs are written to OUT/compute.json."""
-    costs = {}
+def resolve_budgets(suite: Suite, log=print) -> tuple[Suite, dict[str, StepCost]]:
+    """Measure every objective's step cost, and under a FLOP budget turn it into each objective's image budget:
+    (the suite with those budgets, the costs). The costs are written to OUT/compute.json."""
+    costs, images = {}, {}
     for entry in suite.objectives:
         costs[entry.name] = cost = measure_step_cost(suite, entry)
         line = f"[{entry.name}] training step: {cost.flops_per_step / 1e9:.3f} GFLOP ({cost.batch_size} images)"
         if suite.max_flops:
-            suite.objective_images[entry.name] = images_for_flops(suite.max_flops, cost, entry.name)
-            line += f"; budget {suite.max_flops:.3g} FLOPs = {suite.objective_images[entry.name]:,} images"
+            images[entry.name] = images_for_flops(suite.max_flops, cost, entry.name)
+            line += f"; budget {suite.max_flops:.3g} FLOPs = {images[entry.name]:,} images"
         log(line)
     out = Path(suite.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "compute.json").write_text(json.dumps({n: asdict(c) for n, c in costs.items()}, indent=1))
-    return costs
+    return replace(suite, objective_images=images), costs

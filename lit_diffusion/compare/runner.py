@@ -61,7 +61,7 @@ def run_suite(suite: Suite, log=print) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     ensure_shards(suite)
     started = time.perf_counter()
-    costs = resolve_budgets(suite, log)
+    suite, costs = resolve_budgets(suite, log)
     records = train_all(suite, log, costs)
     trained_at = time.perf_counter()
     log("[evaluation] feature network and reference statistics (cached after the first time)")
