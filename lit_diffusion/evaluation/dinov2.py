@@ -45,6 +45,18 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def weights_from_environment() -> Path:
+    """The file ``$LIT_DIFFUSION_DINOV2_WEIGHTS`` names; refused with what to set when unset or missing (checked
+    before a comparison trains anything)."""
+    value = os.environ.get(WEIGHTS_ENV)
+    if not value:
+        raise ValueError(NO_WEIGHTS)
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file ({NO_WEIGHTS})")
+    return path
+
+
 class DINOv2Features(FeatureNetwork):
     """DINOv2 ViT class-token features (B, D) of 1- or 3-channel images of any size; no logits (B, 0)."""
 
@@ -81,7 +93,7 @@ class DINOv2Features(FeatureNetwork):
     @classmethod
     def from_environment(cls, device: str | torch.device | None = None) -> "DINOv2Features":
         """The network whose weights ``$LIT_DIFFUSION_DINOV2_WEIGHTS`` names (refused with what to set if unset)."""
-        return cls(os.environ.get(WEIGHTS_ENV) or None, device=device)
+        return cls(weights_from_environment(), device=device)
 
     def train(self, mode: bool = True) -> "DINOv2Features":
         return super().train(False)  # a metric network never leaves eval mode

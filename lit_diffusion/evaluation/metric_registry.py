@@ -1,13 +1,14 @@
 """The metrics by name: what a suite's `evaluation.metrics` list names. Each entry builds its Metric from the
 suite's feature network (the space FD, KID, IS, precision/recall and class accuracy are measured in) or from a
-network of its own (FD_DINOv2). A new metric is one entry here."""
+network of its own (FD_DINOv2), and what it needs from outside is checked before a comparison trains (PREFLIGHT).
+A new metric is one entry here."""
 from __future__ import annotations
 
 from typing import Callable, Sequence
 
 import torch
 
-from .dinov2 import DINOv2Features
+from .dinov2 import DINOv2Features, weights_from_environment
 from .feature_network import FeatureNetwork
 from .metric import Metric
 from .sample_metrics import ClassAccuracy, FrechetDistance, InceptionScore, KernelDistance, Precision, Recall
@@ -25,6 +26,7 @@ METRICS: dict[str, MetricFactory] = {
     "fd_dinov2": lambda net, device: FrechetDistance(DINOv2Features.from_environment(device), "fd_dinov2",
                                                      "FD_DINOv2"),
 }
+PREFLIGHT: dict[str, Callable[[], object]] = {"fd_dinov2": weights_from_environment}  # raise before any training
 DEFAULT_METRICS = ("fd", "kid", "precision", "recall", "is", "class_accuracy")  # a suite without a list scores these
 PRIMARY = DEFAULT_METRICS[0]  # the first metric of a list ranks rows and carries the interval
 
@@ -35,6 +37,8 @@ def metric_names(names: Sequence[str] | None) -> list[str]:
     unknown = [n for n in names if n not in METRICS]
     if unknown or not names or len(set(names)) != len(names):
         raise ValueError(f"evaluation.metrics must be distinct names among {sorted(METRICS)}, got {names}")
+    for name in names:  # what a metric needs from outside (weights files) is checked now, not after training
+        PREFLIGHT.get(name, lambda: None)()
     return names
 
 

@@ -71,3 +71,23 @@ def test_table_and_report_render_the_suites_metrics():
     higher = summarise(["a", "b"], [0], [ScoreRow(r.objective, 0, r.setting, False, r.metrics, 4, primary="recall")
                                           for r in rows], columns[::-1])
     assert higher.winners[4].objective == "b"  # recall: higher is better
+
+
+def test_a_suite_asking_fd_dinov2_without_weights_stops_before_training(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    import pytest
+
+    from lit_diffusion.compare.runner import run_suite
+    from lit_diffusion.compare.suite import load_suite
+    from lit_diffusion.evaluation.dinov2 import WEIGHTS_ENV
+
+    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
+    suite = load_suite(Path(__file__).resolve().parents[2] / "experiments/compare/quickstart.yaml")
+    # set as attributes (the suite may be a frozen dataclass; `metrics` is its evaluation.metrics list)
+    for key, value in {"out": str(tmp_path / "out"), "shards": str(tmp_path / "no-shards"),
+                       "metrics": ["fd", "fd_dinov2"]}.items():
+        object.__setattr__(suite, key, value)
+    with pytest.raises(ValueError, match=f"set {WEIGHTS_ENV}"):
+        run_suite(suite, log=lambda line: None)
+    assert not (tmp_path / "no-shards").exists() and not (tmp_path / "out" / "runs").exists()

@@ -6,7 +6,7 @@ import torch
 
 from lit_diffusion.evaluation.dinov2 import IMAGENET_MEAN, IMAGENET_STD, WEIGHTS_ENV, DINOv2Features
 from lit_diffusion.evaluation.metric import Reference, Samples
-from lit_diffusion.evaluation.metric_registry import make_metrics
+from lit_diffusion.evaluation.metric_registry import make_metrics, metric_names
 from lit_diffusion.evaluation.reference import reference_from_features
 
 timm = pytest.importorskip("timm")
@@ -66,5 +66,10 @@ def test_refused_without_weights(monkeypatch, tmp_path):
     assert "\n" not in str(error.value)
     with pytest.raises(FileNotFoundError, match="no such file"):
         DINOv2Features(tmp_path / "missing.pth")
+    with pytest.raises(ValueError, match=f"set {WEIGHTS_ENV}"):
+        metric_names(["fd", "fd_dinov2"])  # checked by name, before a comparison trains anything
+    monkeypatch.setenv(WEIGHTS_ENV, str(tmp_path / "missing.pth"))
+    with pytest.raises(FileNotFoundError, match="missing.pth: no such file"):
+        metric_names(["fd_dinov2"])
     with pytest.raises(ValueError, match="must be distinct names among"):
         make_metrics(["fd", "fid_typo"], None)
