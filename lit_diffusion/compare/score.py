@@ -84,7 +84,7 @@ def sample_and_score(module, suite: Suite, setting: Setting, metrics: list, refe
     codec = LatentCodec(module.latent) if getattr(module, "latent", None) else None  # latent models: decode
     for batch in bank.generate(module.objective, module.ema.shadow, suite.batch_size, device,
                                sampler=setting.sampler, nfe=setting.nfe, grid=setting.grid, **module.sample_options):
-        samples.append(to_images(batch.x0, getattr(module, "latent", None), codec).clamp(-1, 1).cpu())  # FD on pixels
+        samples.append(to_images(batch.x0, getattr(module, "latent", None), codec).clamp(-1, 1).cpu())  # scored on pixels
         labels.append(batch.labels)
         used = batch.nfe
     x = torch.cat(samples)
