@@ -11,6 +11,7 @@ from torch import nn
 
 from lit_diffusion.objectives.base import DiffusionObjective
 from lit_diffusion.training.ema import EMA
+from lit_diffusion.training.flops import training_step_probe
 from lit_diffusion.training.schedule import LRSchedule
 from lit_diffusion.distributed.throughput import Throughput
 
@@ -215,21 +216,10 @@ class DiffusionModule(pl.LightningModule):
         self._restore_rng_state()
         if self.throughput is None:
             self.throughput = Throughput(self.device, self.global_step, self.images_seen)
-            self.throughput.count_flops(self.backbone, lambda: self._flops_probe(batch))
+            self.throughput.count_flops(self.backbone, lambda: training_step_probe(self, batch))
         factor = self.schedule.factor(self.images_seen, self.max_images)
         for group in self.optimizers().param_groups if self._has_optimizer() else []:
             group["lr"] = self.lr * factor
-
-    def _flops_probe(self, batch) -> None:
-        """The training step's forward and backward on this batch, for the FLOP counter: gradients are
-        returned, not accumulated, and the noise comes from its own generator, so nothing the real step uses
-        changes (the real step is not run under the counter, which can change kernel choices)."""
-        x0, cond, noise = self._inputs(batch)
-        g = torch.Generator(device=self.device).manual_seed(0)
-        # dropout draws from the global RNG: fork it, or a resumed run (which probes again) would drift
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            loss = self.objective.loss(self.backbone, x0, cond, generator=g, noise=noise).mean()
-            torch.autograd.grad(loss, [p for p in self.backbone.parameters() if p.requires_grad], allow_unused=True)
 
     def _has_optimizer(self) -> bool:
         return self.trainer is not None and len(self.trainer.optimizers) > 0
