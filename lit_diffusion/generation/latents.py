@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from lit_diffusion.backbones.autoencoders import DiffusersAutoencoder, KLAutoencoder, weights_digest
-from lit_diffusion.data.latent_space import LATENT_KEY, AutoencoderRecord, LatentSpace  # noqa: F401 (LATENT_KEY: its old home)
+from lit_diffusion.data.latent_space import LATENT_KEY, AutoencoderRecord, LatentSpace  # noqa: F401 (old home)
 
 FRAMEWORK_CLASSES = {"lit_diffusion.backbones.autoencoders.KLAutoencoder": KLAutoencoder,
                      "lit_diffusion.backbones.autoencoders.kl_autoencoder.KLAutoencoder": KLAutoencoder}

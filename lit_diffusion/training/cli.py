@@ -119,7 +119,8 @@ class DiffusionCLI(LightningCLI):
         for name, path in (("--ckpt_path", self._resume_from), ("--model.init_from", self.model.hparams.get("init_from"))):
             if path:
                 spec = read_checkpoint_info(path).model_spec or {}
-                check_same_latent_space(latent, LatentSpace.from_optional(spec.get(LATENT_KEY)), where, f"{name} {path}")
+                trained_on = LatentSpace.from_optional(spec.get(LATENT_KEY))
+                check_same_latent_space(latent, trained_on, where, f"{name} {path}")
         self.model.latent = latent
         self._model_spec[LATENT_KEY] = None if latent is None else latent.to_dict()  # stored as the plain record
 
