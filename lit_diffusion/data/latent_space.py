@@ -85,11 +85,9 @@ class LatentSpace:
                    flips=bool(known["flips"]), stored=known.get("stored"), extra=copy.deepcopy(extra))
 
     @classmethod
-    def from_optional(cls, record: dict | LatentSpace | None) -> LatentSpace | None:
-        """None stays None (a pixel-space model or dataset); a LatentSpace is returned as it is."""
-        if record is None or isinstance(record, LatentSpace):
-            return record
-        return cls.from_dict(record)
+    def from_optional(cls, record: dict | None) -> LatentSpace | None:
+        """The record of a model or checkpoint, None for a pixel-space one."""
+        return None if record is None else cls.from_dict(record)
 
     @classmethod
     def of_dataset(cls, info: DatasetInfo) -> LatentSpace | None:
