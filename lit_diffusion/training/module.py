@@ -9,6 +9,7 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
+from lit_diffusion.data.latent_space import LatentSpace
 from lit_diffusion.objectives.base import DiffusionObjective
 from lit_diffusion.training.ema import EMA
 from lit_diffusion.training.flops import training_step_probe
@@ -98,7 +99,7 @@ class DiffusionModule(pl.LightningModule):
         seed: seed of the noise and time draws (offset by rank); saved and restored with checkpoints.
         init_from: start from the weights (and EMA) of this checkpoint, e.g. a 2-rectified flow from its
             parent; the optimiser, step and images seen start fresh.
-        latent: the autoencoder and latent normalisation of latent shards (see generation/latents.py); set by
+        latent: the autoencoder and latent normalisation of latent shards (data/latent_space.py); set by
             `lit-diffusion fit` from the shards' dataset.json and kept in the checkpoint, so that sampling, previews
             and scoring decode samples to images. None: a pixel-space model.
     """
@@ -122,7 +123,7 @@ class DiffusionModule(pl.LightningModule):
         self.schedule = schedule or LRSchedule()
         self.ema = EMA(backbone, decay=ema_decay, sigma_rel=ema_sigma_rel)
         self.conditional, self.compile_backbone, self.seed = conditional, compile, int(seed)
-        self.latent = latent
+        self.latent = LatentSpace.from_optional(latent)  # the config and checkpoints hold the plain record
         self.images_seen = 0
         self.train_seconds = 0.0  # wall time spent in fit, summed over resumes (equal-compute comparisons)
         self._fit_clock: tuple[float, float] | None = None  # (perf_counter at fit start, train_seconds then)
