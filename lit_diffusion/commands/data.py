@@ -44,6 +44,8 @@ def info(path: str, *, json: bool = False, image_key: Optional[str] = None, labe
         num_classes: shards without dataset.json: the number of classes (default: largest label + 1).
         resolution: shards without dataset.json: the size every image is resized to when read.
     """
+    from lit_diffusion.data.latent_space import LatentSpace
+
     shards, inferred = _dataset(path, image_key, label_key, num_classes, resolution)
     dataset = shards.info
     if json:
@@ -61,12 +63,12 @@ def info(path: str, *, json: bool = False, image_key: Optional[str] = None, labe
         return 0
     print(f"mean / std   {dataset.mean} / {dataset.std}")
     print(f"fingerprint  {dataset.fingerprint}")
-    latent = dataset.build.get("latent") if dataset.kind == "tensor" else None
+    latent = LatentSpace.of_dataset(dataset)
     if latent:
-        ae = latent["autoencoder"]
-        print(f"autoencoder  {ae['kind']} {ae['location']} (weights sha256 {ae['weights_sha256'][:16]}), images "
-              f"{latent['image_shape']}, flips {'encoded' if latent['flips'] else 'no'}")
-        print(f"latent       posterior mean + std per sample, normalisation {latent['normalization']}")
+        ae = latent.autoencoder
+        print(f"autoencoder  {ae.kind} {ae.location} (weights sha256 {ae.weights_sha256[:16]}), images "
+              f"{list(latent.image_shape)}, flips {'encoded' if latent.flips else 'no'}")
+        print(f"latent       posterior mean + std per sample, normalisation {latent.normalization}")
     elif dataset.kind == "tensor":
         print(f"latent       scale {dataset.latent_scale}, shift {dataset.latent_shift}")
     print(f"built by     {' '.join(dataset.build.get('command') or ['(python API)'])}")
@@ -154,17 +156,18 @@ def encode(source: str, *, autoencoder: str, out: str, subfolder: Optional[str] 
     """
     from lit_diffusion.data.latent_encode import EncodeJob, encode_dataset, open_images
     from lit_diffusion.data.latent_scale import scalar_constants
+    from lit_diffusion.data.latent_space import LatentSpace
     from lit_diffusion.distributed import process
     from lit_diffusion.generation.latents import open_autoencoder
 
     rank, world = process.rank_world()
     device = str(process.device(device))  # this rank's GPU when there is one
     model, record = open_autoencoder(autoencoder, subfolder)
-    scale, shift = scalar_constants(model, record["kind"], normalization, scale)
+    scale, shift = scalar_constants(model, record.kind, normalization, scale)
     job = EncodeJob(out=out, shard_size=shard_size, batch_size=batch_size, hflip=hflip, normalization=normalization,
                     scale=scale, shift=shift, rank=rank, world_size=world, progress=progress, device=device)
     model = model.to(device).eval()
-    images = open_images(source, record["in_channels"], resolution)
+    images = open_images(source, record.in_channels, resolution)
     latent_shape = model.latent_shape(images.image_shape)
     words = command_line(["lit-diffusion", "data", "encode", source],
                          dict(autoencoder=autoencoder, out=out, subfolder=subfolder, normalization=normalization,
@@ -175,8 +178,8 @@ def encode(source: str, *, autoencoder: str, out: str, subfolder: Optional[str] 
         print(f"rank {rank}/{world}: my shards are done in {out}; dataset.json is written by the rank that "
               f"finishes last (or by running the same command again once all are done)")
         return 0
-    norm = info.build["latent"]["normalization"]
-    print(f"{out}: {info.num_samples} latents of shape {info.shape} ({record['kind']} autoencoder, normalisation "
+    norm = LatentSpace.of_dataset(info).normalization
+    print(f"{out}: {info.num_samples} latents of shape {info.shape} ({record.kind} autoencoder, normalisation "
           f"{norm}), {len(info.shards)} shard(s), fingerprint {info.fingerprint[:16]}")
     return 0
 

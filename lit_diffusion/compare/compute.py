@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from lit_diffusion.compare.suite import ObjectiveEntry, Suite, SuiteError
+from lit_diffusion.training.flops import step_flops
 
 
 class FlopsUnmeasurable(SuiteError):
@@ -45,16 +46,6 @@ def module_from_fit_config(config: dict):
     parsed = parser.parse_object({"model": config["model"]})
     instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes  # jsonargparse < 4.49
     return instantiate(parsed).model
-
-
-def step_flops(module, batch: dict) -> float:
-    """FLOPs of the module's own training-step probe (the loss with all its passes, and its backward) on `batch`,
-    counted exactly as the training log counts them."""
-    from lit_diffusion.distributed.throughput import Throughput
-
-    meter = Throughput(torch.device("cpu"), 0, 0)
-    meter.count_flops(module.backbone, lambda: module._flops_probe(batch))
-    return float(meter.flops_per_step or 0.0)
 
 
 def probe_batch(shards: str, batch_size: int, conditional: bool) -> dict:

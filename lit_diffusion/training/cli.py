@@ -98,20 +98,20 @@ class DiffusionCLI(FitArgumentsCLI):
     def _attach_latent(self) -> None:
         """A model trained on latent shards records their autoencoder and normalisation (model_spec["latent"]), so
         that sampling, previews and scoring decode to images; a resumed or initialised model must use the same."""
-        from lit_diffusion.data.latent_decode import latent_record
-        from lit_diffusion.generation.latents import check_same_autoencoder
+        from lit_diffusion.data.latent_space import LATENT_KEY, LatentSpace, check_same_latent_space
 
         dm = self.datamodule
         dm.setup()
         where = f"--data.train_shards {dm.train_shards}"
-        latent = latent_record(dm.train_set.info)
+        latent = LatentSpace.of_dataset(dm.train_set.info)
         _check_backbone_takes(self.model.backbone, list(dm.train_set.info.shape), where, latent is not None)
         for name, path in (("--ckpt_path", self._resume_from), ("--model.init_from", self.model.hparams.get("init_from"))):
             if path:
                 spec = read_checkpoint_info(path).model_spec or {}
-                check_same_autoencoder(latent, spec.get("latent"), where, f"{name} {path}")
+                trained_on = LatentSpace.from_optional(spec.get(LATENT_KEY))
+                check_same_latent_space(latent, trained_on, where, f"{name} {path}")
         self.model.latent = latent
-        self._model_spec["latent"] = latent
+        self._model_spec[LATENT_KEY] = None if latent is None else latent.to_dict()  # stored as the plain record
 
     def before_fit(self) -> None:
         # the full configuration (backbone, objective, data, trainer) goes to the logger, not only hparams
