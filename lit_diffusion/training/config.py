@@ -10,7 +10,7 @@ import yaml
 from lightning.pytorch.cli import LightningCLI
 
 from lit_diffusion.data.datamodule import ShardDataModule
-from lit_diffusion.distributed.strategies import StrategyOptions
+from lit_diffusion.distributed import StrategyOptions
 
 # Trainer defaults of `lit-diffusion fit`; the SLURM launcher resolves job configs with the same ones
 TRAINER_DEFAULTS = {"max_epochs": -1, "log_every_n_steps": 10}

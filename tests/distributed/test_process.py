@@ -78,8 +78,14 @@ def test_the_process_group_wins_over_the_environment(env):
         torch.distributed.destroy_process_group()
 
 
-def test_importing_process_pulls_in_no_lightning():
-    code = ("import sys; import lit_diffusion.distributed.process, lit_diffusion.evaluation._dist; "
-            "print(any(m.split('.')[0] in ('lightning', 'pytorch_lightning') for m in sys.modules))")
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() \
-        == "False"
+def test_importing_process_pulls_in_no_lightning_and_the_package_names_stay():
+    lightning = "any(m.split('.')[0] in ('lightning', 'pytorch_lightning') for m in sys.modules)"
+    code = (f"import sys; import lit_diffusion.distributed.process, lit_diffusion.evaluation._dist; print({lightning}); "
+            f"from lit_diffusion.distributed import configure_trainer, PRESETS; print({lightning}, callable("
+            "configure_trainer), 'ddp' in PRESETS)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True", "True", "True"]  # the Lightning pieces load when first asked for
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        import lit_diffusion.distributed as distributed
+
+        distributed.nothing  # noqa: B018
