@@ -28,11 +28,13 @@ def protocol_card(suite, feature_net, reference, setting, module, num_samples: i
                   sigma_rel: float | None = None) -> dict:
     """The card of one score, as a flat JSON-ready dict."""
     from lit_diffusion.evaluation.protocol import ProtocolCard
+    from lit_diffusion.samplers import grid_description
 
     guidance = getattr(module, "guidance", None)
     ema = "untrained network (no EMA)" if untrained else ema_profile(module, sigma_rel)
     card = ProtocolCard.from_evaluation(feature_net, reference, num_generated=num_samples, sampler=setting.sampler,
-                                        grid=setting.grid, nfe=setting.nfe, guidance=guidance, ema=ema,
+                                        grid=grid_description(setting.sampler, module.objective.path, setting.grid),
+                                        nfe=setting.nfe, guidance=guidance, ema=ema,
                                         x0_threshold=module.sample_options.get("x0_threshold"),
                                         seeds=list(suite.seeds), command=suite_command(suite))
     return card.as_dict()

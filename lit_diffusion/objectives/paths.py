@@ -18,6 +18,9 @@ class GaussianPath:
 
     #: smallest time a sampler or ODE solver should evaluate the network at (sigma > 0 there)
     t_min: float = 0.0
+    #: T of a discrete-time path (its steps sit at t = n / T); None for continuous time. Samplers evaluate a
+    #: discrete-time model on these integer steps by default (samplers/integer_steps.py)
+    num_steps: int | None = None
 
     def alpha(self, t: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
