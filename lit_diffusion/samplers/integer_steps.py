@@ -12,6 +12,10 @@ the indices k in [0, T) by a named spacing, as the reference implementations def
 - "ddim": improved-diffusion's "ddimN" respacing: the smallest integer stride s with len(range(0, T, s)) == N,
   k = 0, s, 2s, ...; "ddim50" is accepted when 50 is the number of steps asked for.
 
+The definitions are those of diffusers' DDIM and DDPM schedulers; its DPM-Solver scheduler spaces "linspace" and
+"leading" over N + 1 points and drops the last, which this module does not follow (tests/samplers/
+test_integer_steps.py compares DPM-Solver++ on the same indices).
+
 Every step goes from the chosen index to the next one down (respaced as improved-diffusion and diffusers' DDPM
 do: the step's beta is 1 - alpha_bar_s / alpha_bar_t) and the last one to t = 0, the clean data.
 """
