@@ -30,7 +30,7 @@ def test_there_are_configs_for_every_dataset_backbone_and_objective():
     assert {f"{d}/{b}" for d in ("digits", "mnist", "cifar10") for b in ("dit", "unet")} <= names
     assert {p.stem for p in OBJECTIVES} == {"ddpm", "ddpm_v", "flow_matching", "rectified_flow",
                                             "consistency_training", "consistency_distillation", "consistency_tuning",
-                                            "continuous_consistency", "mean_flow", "indm",
+                                            "continuous_consistency", "mean_flow", "mean_flow_cifar10", "indm",
                                             "ddpm_learned_variance"}
 
 

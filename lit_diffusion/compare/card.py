@@ -29,12 +29,14 @@ def protocol_card(suite, metrics: list, reference, setting, module, num_samples:
     """The card of one score, as a flat JSON-ready dict: the evaluator and reference of the first metric (the one
     that ranks), and under "metrics" every metric's fingerprint (its feature network's included)."""
     from lit_diffusion.evaluation.protocol import ProtocolCard
+    from lit_diffusion.samplers import grid_description
 
     guidance = getattr(module, "guidance", None)
     ema = "untrained network (no EMA)" if untrained else ema_profile(module, sigma_rel)
     net = metrics[0].feature_net
     card = ProtocolCard.from_evaluation(net, reference.stats(net), num_generated=num_samples, sampler=setting.sampler,
-                                        grid=setting.grid, nfe=setting.nfe, guidance=guidance, ema=ema,
+                                        grid=grid_description(setting.sampler, module.objective.path, setting.grid),
+                                        nfe=setting.nfe, guidance=guidance, ema=ema,
                                         x0_threshold=module.sample_options.get("x0_threshold"),
                                         seeds=list(suite.seeds), command=suite_command(suite))
     return card.as_dict() | {"metrics": {m.name: m.fingerprint for m in metrics}}

@@ -12,6 +12,13 @@ g <- g / (||g|| + c), c = 0.1 (||.|| the per-sample RMS); adaptive weighting (eq
 whose learned w_phi(t) (a zero-initialised linear map of Fourier features of t) tracks log E[loss | t].
 Written here as e^{-w} L + w (w = log of the loss scale); the paper writes the same with w -> -w.
 Time proposal: sigma_d tan(theta) = e^tau, tau ~ N(P_mean, P_std^2) (Sec. 4.1; -1.0, 1.4 for CIFAR-10).
+
+Weighting, by design the paper's: the learned adaptive weight e^{-w_phi(t)} (eq. 9, `adaptive=True`) over the
+squared error averaged over the D dimensions (the 1/D of eq. 9), and the tangent normalised per sample by its RMS
+(`tangent_c`). NVlabs/FastGen's sCM also offers a fixed 1/sigma_t loss weighting and a per-dimension
+normalisation of the loss; neither is built here: the learned w_phi(t) fits log E[loss | t], so at its optimum any
+fixed reweighting c(t) cancels out, and the 1/D mean already makes the loss per dimension. A fixed weighting instead of the
+learned one is adaptive=False (weight 1 over t).
 """
 from __future__ import annotations
 

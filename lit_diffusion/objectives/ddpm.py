@@ -30,7 +30,9 @@ class DDPM(DiffusionObjective):
         vlb_weight: lambda of L_hybrid = L_simple + lambda L_vlb (their eq. 16; 0.001); learned_range only.
         vlb_decoder: the n = 1 term of L_vlb: "discretized" (8-bit images in [-1, 1]) or "gaussian" (continuous data).
         With variance="learned_range", time_sampler may be ImportanceSampledSteps (their sec. 3.3): steps drawn
-        by sqrt(E[L_n^2]) and each loss weighted by 1 / (T p_n); the default is uniform n.
+        by sqrt(E[L_n^2]) and each loss weighted by 1 / (T p_n); the default is uniform n. Its history records
+        each sample's whole hybrid loss (L_simple + lambda T L_n), what improved-diffusion's training loop
+        records, not L_n alone as the paper's text reads.
     """
 
     # Ancestral sampling, as Ho et al. 2020 sample (here respaced to 50 steps). Measured against DDIM@50 at the
@@ -100,8 +102,11 @@ class DDPM(DiffusionObjective):
         vlb = self.vlb.term(x0, x_t, x0_hat, variance_fraction(v), self.vlb.step_index(c.t))
         loss = simple + self.vlb_weight * self.path.num_steps * vlb
         if isinstance(self.time_sampler, ImportanceSampledSteps):  # their sec. 3.3: unbiased reweighting
-            loss = loss * self.time_sampler.loss_weights(t).to(loss.dtype)
-            self.time_sampler.update(t, vlb)
+            # the history gets each sample's whole loss before reweighting, as improved-diffusion's training loop
+            # passes losses["loss"] (mse + vb) to update_with_local_losses (train_util.py)
+            weights = self.time_sampler.loss_weights(t).to(loss.dtype)  # of the distribution t was drawn from
+            self.time_sampler.update(t, loss)
+            loss = loss * weights
         return LossOutput(loss, t)
 
     def predict(self, net, x_t: torch.Tensor, t, cond=None) -> Prediction | VariancePrediction:

@@ -1,6 +1,7 @@
 """Importance sampling of the discrete step n for L_vlb (Nichol & Dhariwal 2021, sec. 3.3, eq. 17):
-p_n proportional to sqrt(E[L_n^2]), estimated from the last `history` values of each step's term (10 in the
-paper); uniform until every step has that many. Each sample's loss is multiplied by 1 / (T p_n), so the
+p_n proportional to sqrt(E[L_n^2]), estimated from the last `history` values recorded at each step (10 in the
+paper); uniform until every step has that many. DDPM records each sample's whole loss there, as improved-diffusion's
+training loop does (objectives/ddpm.py). Each sample's loss is multiplied by 1 / (T p_n), so the
 estimate of sum_n L_n stays unbiased. A small share of uniform probability keeps every step visited (their
 released code mixes in 0.1%).
 
@@ -40,6 +41,7 @@ class ImportanceSampledSteps(TimeSampler):
         return (1.0 - self.uniform_share) * p + self.uniform_share / self.num_steps
 
     def sample(self, batch_size, path, generator=None, device=None):
+        """float32 t = n / T; a discrete path reads its float64 table at n itself for such a t (paths.py)."""
         n = torch.multinomial(self.probabilities(), batch_size, replacement=True, generator=generator) + 1
         return (n.float() / self.num_steps).to(device)
 

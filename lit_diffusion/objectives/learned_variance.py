@@ -10,7 +10,8 @@ Convention (their code, diffusers' "learned_range", DiT's checkpoints): the raw 
 Eq. 16: L_hybrid = L_simple + lambda L_vlb, with the stop-gradient on the mean inside L_vlb (the mean is
 trained by L_simple alone). L_vlb = sum_n L_n (Ho et al. 2020, eq. 5): for n >= 2 the KL between the
 Gaussians q(x_{n-1} | x_n, x_0) and p(x_{n-1} | x_n); for n = 1 the decoder NLL -log p(x_0 | x_1), the
-discretised Gaussian of Ho et al. eq. 13 (256 bins over [-1, 1]; exact normal CDF) or, for continuous
+discretised Gaussian of Ho et al. eq. 13 (256 bins over [-1, 1]; exact normal CDF; a bin's probability floored
+at 1e-12 as improved-diffusion's code does) or, for continuous
 data, the Gaussian density. One uniform n gives the estimate T * L_n. L_n is in bits per dimension (mean
 over dimensions / ln 2) as in their code, so lambda = 0.001 at T = 1000 is their rescaled weight (vb * T / 1000).
 """
@@ -22,6 +23,7 @@ import torch
 
 DECODERS = ("discretized", "gaussian")
 _LOG_2PI = math.log(2 * math.pi)
+LOG_MIN_BIN_PROBABILITY = math.log(1e-12)  # improved-diffusion's floor on a decoder bin's probability
 
 
 def split_variance_channels(raw: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,7 +74,10 @@ def discretized_gaussian_nll(x, mean, log_var, levels: int = 256) -> torch.Tenso
     log_mass = log_b + torch.log(-torch.expm1((torch.special.log_ndtr(a) - log_b).clamp(max=-1e-30)))
     edge = 1.0 - 1e-3
     log_p = torch.where(x < -edge, log_below_upper, torch.where(x > edge, log_above_lower, log_mass))
-    return -log_p
+    # a bin's probability is floored at 1e-12 (at most 27.6 nats per dimension), as improved-diffusion's
+    # discretized_gaussian_log_likelihood clamps each of its three probabilities: a mean far off the bin under a
+    # small variance would otherwise give hundreds of nats and dominate L_vlb and its importance weights
+    return -log_p.clamp(min=LOG_MIN_BIN_PROBABILITY)
 
 
 class DiscreteVLB:

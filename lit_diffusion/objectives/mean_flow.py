@@ -7,7 +7,10 @@ velocity u(z_t, r, t) = 1/(t - r) int_r^t v(z_tau, tau) dtau over [r, t] (eq. 3)
 a JVP of the network with tangent (v, 0, 1) in (z, r, t). The loss regresses u on the stop-gradient
 target u_tgt = v - (t - r) d/dt u (eq. 10), with v the conditional velocity eps - x0 (or a teacher's
 velocity, for distillation). (r, t) are two logit-normal draws sorted so that r <= t, and r = t for a
-share 1 - ratio of the batch (Sec. 4.3 / Table 1a: 25% r != t). Adaptive loss weighting (Sec. 4.3,
+share 1 - ratio of the batch (Sec. 4.3 / Table 1a: 25% r != t). The official PyTorch code (py-meanflow,
+models/time_sampler.py) also draws r from its own distribution (CIFAR-10: logit-normal P_mean_r = -4.0,
+P_std_r = 1.6 beside t's -0.6, 1.6) and pairs them its "v1" way: r = t for a share 1 - ratio (0.75 there), then
+r = min(r, t); here `second_time_sampler` and pairing="clipped" (experiments/objectives/mean_flow_cifar10.yaml). Adaptive loss weighting (Sec. 4.3,
 after Geng et al. 2024): w = sg(1 / (||Delta||^2 + c)^p). The backbone takes r as its second time input
 (backbones/second_time.py): `net(z, t, cond, r=r)`; r = t is the instantaneous velocity, so every ODE
 sampler also works with a MeanFlow network. Sampling: z_r = z_t - (t - r) u(z_t, r, t) (eq. 12).
@@ -25,6 +28,8 @@ from lit_diffusion.objectives.teacher import translated_predictor
 from lit_diffusion.objectives.time_samplers import LogitNormalTime, TimeSampler
 from lit_diffusion.objectives.weightings import UniformWeighting
 from lit_diffusion.samplers.base import velocity
+
+PAIRINGS = ("sorted", "clipped")
 
 
 def require_second_time(net, who: str = "MeanFlow") -> None:
@@ -47,8 +52,15 @@ def call_with_second_time(net, x, t, cond, r, who: str = "MeanFlow"):
 
 class MeanFlow(DiffusionObjective):
     """Args:
-        ratio: share of the batch with r != t (0.25 in the paper's ImageNet runs, Table 1a).
+        ratio: share of the batch with r != t (0.25 in the paper's ImageNet runs, Table 1a); with
+            pairing="clipped" the share drawn apart before r = min(r, t) (0.75 in the CIFAR-10 run).
         time_mean, time_std: logit-normal (r, t) distribution (-0.4, 1.0: Table 1b).
+        time_sampler: t's distribution instead of that logit-normal (and r's, unless second_time_sampler).
+        second_time_sampler: r's own distribution (the official CIFAR-10 code: logit-normal -4.0, 1.6); None:
+            r is drawn like t.
+        pairing: how the two draws become (r, t): "sorted" (the paper's Sec. 4.3 and the official code's "v0":
+            t = max, r = min, then r = t for a share 1 - ratio) or "clipped" (the official code's "v1", its
+            CIFAR-10 default: r = t for a share 1 - ratio of the draws, then r = min(r, t)).
         adaptive_p, adaptive_c: adaptive weighting power and constant (p = 1, c = 1e-3; p = 0: plain MSE).
         jvp: "forward" (torch.func.jvp) or "finite_difference" (contract.network_jvp).
         teacher, teacher_net: optional trained objective and network whose PF-ODE velocity replaces the
@@ -61,7 +73,11 @@ class MeanFlow(DiffusionObjective):
     def __init__(self, ratio: float = 0.25, time_mean: float = -0.4, time_std: float = 1.0,
                  adaptive_p: float = 1.0, adaptive_c: float = 1e-3, jvp: str = "forward",
                  teacher: DiffusionObjective | None = None, teacher_net=None, time_sampler: TimeSampler | None = None,
-                 label_dropout: float = 0.0, null_label: int | None = None):
+                 label_dropout: float = 0.0, null_label: int | None = None,
+                 second_time_sampler: TimeSampler | None = None, pairing: str = "sorted"):
+        if pairing not in PAIRINGS:
+            raise ValueError(f"MeanFlow: unknown pairing {pairing!r}; choose 'sorted' (the paper, official v0) or "
+                             f"'clipped' (the official CIFAR-10 code, v1)")
         if not 0.0 <= ratio <= 1.0:
             raise ValueError(f"MeanFlow: ratio (share of r != t) must lie in [0, 1], got {ratio}")
         if adaptive_p < 0 or adaptive_c <= 0:
@@ -71,6 +87,7 @@ class MeanFlow(DiffusionObjective):
         super().__init__(LinearPath(), QuantityParameterisation("velocity"), time_sampler or LogitNormalTime(time_mean, time_std),
                          UniformWeighting(), label_dropout, null_label)
         self.ratio, self.adaptive_p, self.adaptive_c = float(ratio), float(adaptive_p), float(adaptive_c)
+        self.second_time_sampler, self.pairing = second_time_sampler, pairing
         self.jvp = check_jvp_method(jvp)
         self.teacher = teacher
         if isinstance(teacher_net, torch.nn.Module):
@@ -95,12 +112,16 @@ class MeanFlow(DiffusionObjective):
 
     # -- training --------------------------------------------------------------------------------------
     def sample_times(self, batch: int, generator=None, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(r, t), each (B,) float32, r <= t, r = t for a share 1 - ratio."""
+        """(r, t), each (B,) float32, r <= t: t's draw, then r's (from second_time_sampler when given), then
+        one uniform per sample that decides r = t, in that order (the official code's order)."""
         a = self.time_sampler.sample(batch, self.path, generator=generator, device=device)
-        b = self.time_sampler.sample(batch, self.path, generator=generator, device=device)
+        b = (self.second_time_sampler or self.time_sampler).sample(batch, self.path, generator=generator,
+                                                                    device=device)
+        u = torch.rand(batch, generator=generator, device=device)
+        if self.pairing == "clipped":  # official v1: tie first (u < 1 - ratio, their mask), then r <= t
+            return torch.minimum(torch.where(u < 1.0 - self.ratio, a, b), a), a
         t, r = torch.maximum(a, b), torch.minimum(a, b)
-        keep = torch.rand(batch, generator=generator, device=device) < self.ratio
-        return torch.where(keep, r, t), t
+        return torch.where(u < self.ratio, r, t), t
 
     def conditional_velocity(self, x0, noise, z, t, cond):
         if self.teacher is None:

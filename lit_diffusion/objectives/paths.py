@@ -18,6 +18,9 @@ class GaussianPath:
 
     #: smallest time a sampler or ODE solver should evaluate the network at (sigma > 0 there)
     t_min: float = 0.0
+    #: T of a discrete-time path (its steps sit at t = n / T); None for continuous time. Samplers evaluate a
+    #: discrete-time model on these integer steps by default (samplers/integer_steps.py)
+    num_steps: int | None = None
 
     def alpha(self, t: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -173,7 +176,7 @@ class DiscreteVPPath(GaussianPath):
 
     Step n sits at t = n / T (n = 0 is clean data). Between grid points log alpha_t^2 is interpolated
     linearly in t and sigma_t = sqrt(1 - alpha_t^2), so the path is continuous, variance preserving,
-    and exact at every step. schedule "linear": beta from 1e-4 to 0.02 at T = 1000 (Ho et al.; scaled
+    and exact at every step: the float64 table is read at n itself whenever t is n / T up to t's rounding. schedule "linear": beta from 1e-4 to 0.02 at T = 1000 (Ho et al.; scaled
     by 1000 / T otherwise); "cosine": Nichol & Dhariwal 2021, eq. 17, offset s = 0.008, betas <= 0.999.
 
     Time-index convention: the network is called with t = n / T at alpha_bar_n (1-based n). Ho et al.'s code,
@@ -211,26 +214,35 @@ class DiscreteVPPath(GaussianPath):
         return self._log_alpha_bar.clone()
 
     def _log_alpha_sq(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Piecewise-linear log alpha_t^2 and its slope in t."""
-        table = self._log_alpha_bar.to(device=t.device, dtype=t.dtype)
-        pos = (t * self.num_steps).clamp(0, self.num_steps)
-        lo = pos.floor().clamp(max=self.num_steps - 1).long()
+        """Piecewise-linear log alpha_t^2 and its slope in t, in float64 whatever t's dtype.
+
+        A time within rounding of a step n / T (a float32 t = n / T is up to T * 6e-8 steps off) is that step: the
+        table entry itself, not an interpolation towards the neighbour (at cosine n = 999 a float32 t interpolated
+        put alpha 4.4e-5 relative off). The slope there is that of the segment above the step, as at an exact n."""
+        table = self._log_alpha_bar.to(device=t.device)
+        pos = (t.to(torch.float64) * self.num_steps).clamp(0, self.num_steps)
+        nearest = pos.round()
+        on_step = (pos - nearest).abs() <= self.num_steps * torch.finfo(t.dtype).eps
+        pos = pos + torch.where(on_step, nearest - pos, torch.zeros_like(pos)).detach()  # gradient in t kept
+        lo = pos.detach().floor().clamp(max=self.num_steps - 1).long()
         step = table[lo + 1] - table[lo]
         return table[lo] + (pos - lo) * step, step * self.num_steps
 
     def alpha(self, t):
-        return torch.exp(0.5 * self._log_alpha_sq(t)[0])
+        return torch.exp(0.5 * self._log_alpha_sq(t)[0]).to(t.dtype)
 
     def sigma(self, t):
-        return torch.sqrt(-torch.expm1(self._log_alpha_sq(t)[0]))
+        return torch.sqrt(-torch.expm1(self._log_alpha_sq(t)[0])).to(t.dtype)
 
     def d_alpha(self, t):
         value, slope = self._log_alpha_sq(t)
-        return 0.5 * slope * torch.exp(0.5 * value)
+        return (0.5 * slope * torch.exp(0.5 * value)).to(t.dtype)
 
     def d_sigma(self, t):
         # sigma^2 = 1 - alpha^2  =>  sigma' = -alpha alpha' / sigma
-        return -self.alpha(t) * self.d_alpha(t) / self.sigma(t)
+        value, slope = self._log_alpha_sq(t)
+        alpha_sq = torch.exp(value)
+        return (-0.5 * slope * alpha_sq / torch.sqrt(-torch.expm1(value))).to(t.dtype)
 
 
 class EDMSigmaPath(GaussianPath):

@@ -48,6 +48,8 @@ class DiscreteUniformTime(TimeSampler):
         self.num_steps = int(num_steps)
 
     def sample(self, batch_size, path, generator=None, device=None):
+        """float32 t = n / T (the objective's dtype); a discrete path reads its float64 table at n itself for
+        such a t, without interpolating towards the neighbouring step (DiscreteVPPath._log_alpha_sq)."""
         n = torch.randint(1, self.num_steps + 1, (batch_size,), generator=generator, device=device)
         return n.float() / self.num_steps
 

@@ -8,6 +8,8 @@ Their diffusion code feeds the 0-based step index k for alphas_cumprod[k]: time_
 """
 from __future__ import annotations
 
+import argparse
+import pickle
 import re
 from pathlib import Path
 
@@ -32,12 +34,26 @@ def read_dit_pt(path: str | Path) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"{path} does not exist: download DiT-XL-2-256x256.pt from "
                                 f"https://dl.fbaipublicfiles.com/DiT/models/ (a machine with network access)")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        # train.py saves its argparse.Namespace under "args": allow exactly that class for this one load, so a
+        # file holding any other pickled object is still refused by the weights-only unpickler
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        if found is None:
+            raise WrongCheckpoint(f"{path} is not a torch checkpoint of tensors ({type(error).__name__}: "
+                                  f"{str(error).splitlines()[0][:160]}). {HINT}") from None
+        raise WrongCheckpoint(f"{path} holds pickled objects other than tensors and train.py's argparse.Namespace "
+                              f"({found.group(1)}); lit-diffusion does not unpickle them: on a machine you trust, "
+                              f"re-save the weights alone, torch.save(torch.load(path, weights_only=False)['ema'], "
+                              f"'ema.pt'), and import that file") from None
     except Exception as error:
         raise WrongCheckpoint(f"{path} is not a torch checkpoint of tensors ({type(error).__name__}: "
                               f"{str(error).splitlines()[0][:160]}). {HINT}") from None
     if isinstance(ckpt, dict) and isinstance(ckpt.get("ema"), dict):
         ckpt = ckpt["ema"]
+    elif isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict):  # a training checkpoint without its EMA
+        ckpt = ckpt["model"]
     if not isinstance(ckpt, dict) or not all(isinstance(v, torch.Tensor) for v in ckpt.values()):
         raise WrongCheckpoint(f"{path} holds no state dict of tensors. {HINT}")
     return ckpt

@@ -2,12 +2,17 @@
 
 Every grid has `steps + 1` points; samplers evaluate the network at the first `steps` of them, all at
 t >= the path's t_min (where sigma_t > 0), and take their last step to t = 0.
+
+A discrete-time path also takes the integer spacings of samplers/integer_steps.py ('linspace', 'leading',
+'trailing', 'ddim'), and samples on them by default (DEFAULT_SPACING); continuous grids stay available by name.
 """
 from __future__ import annotations
 
 import math
 
 import torch
+
+from lit_diffusion.samplers.integer_steps import SPACINGS, integer_step_grid, is_discrete
 
 # The spaced grids ('edm', 'logsnr') place their points between the noise ratios sigma/alpha = 80 and 0.002,
 # EDM's range for data in [-1, 1] (Karras et al. 2022, sec. 5 and Table 1). A path whose t_max lies above 80
@@ -18,15 +23,35 @@ import torch
 EDM_SIGMA_MIN = 0.002
 EDM_SIGMA_MAX = 80.0
 
-GRIDS = ("uniform", "edm", "logsnr")
+CONTINUOUS_GRIDS = ("uniform", "edm", "logsnr")
+GRIDS = CONTINUOUS_GRIDS + SPACINGS  # every name a suite or the CLI may give (spacings: discrete-time models only)
+DEFAULT_SPACING = "linspace"  # a discrete-time model's default: the rounded form of the old uniform grid
+
+
+def is_spacing(kind: str) -> bool:
+    """Whether `kind` names an integer spacing ('ddim50' included) rather than a continuous grid."""
+    return kind in SPACINGS or (kind.startswith("ddim") and kind[4:].isdigit())
+
+
+def default_grid(path, continuous_default: str) -> str:
+    """The grid a sampler uses when none is named: integer steps on a discrete-time path, else its own default."""
+    return DEFAULT_SPACING if is_discrete(path) else continuous_default
 
 
 def time_grid(kind: str, steps: int, path, t_max: float = 1.0, t_min: float | None = None,
               rho: float = 7.0) -> torch.Tensor:
     """A (steps + 1,) float64 grid of kind 'uniform' (in t), 'edm' (Karras et al. 2022, eq. 5: rho-spaced
     noise levels sigma/alpha) or 'logsnr' (uniform in log(alpha^2 / sigma^2), Lu et al. 2022)."""
-    if kind not in GRIDS:
-        raise ValueError(f"unknown time grid {kind!r}; known: {list(GRIDS)}")
+    if is_spacing(kind):
+        if not is_discrete(path):
+            raise ValueError(f"timestep spacing {kind!r} needs a discrete-time model (integer steps); this path is "
+                             f"continuous: give a grid among {list(CONTINUOUS_GRIDS)}")
+        if not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"time grid: steps must be an integer >= 1, got {steps!r}")
+        return integer_step_grid(kind, steps, path, t_max=t_max)
+    if kind not in CONTINUOUS_GRIDS:
+        raise ValueError(f"unknown time grid {kind!r}; known: {list(CONTINUOUS_GRIDS)}, and on a discrete-time model "
+                         f"the timestep spacings {list(SPACINGS)}")
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"time grid: steps must be an integer >= 1, got {steps!r}")
     t_min = path.t_min if t_min is None else float(t_min)

@@ -21,6 +21,9 @@ With sparser snapshots the target is generally not reachable and the result is t
 approximation; its profile error is reported as `relative_residual`, and for every parameter
 |reconstructed - direct| <= ||residual profile||_2 * ||(theta_1..theta_t_r)||_2 (Cauchy-Schwarz).
 A target equal to a stored profile at a snapshot time is always exact.
+
+The coefficients are normalised to sum to 1 (EDM2's final step), so the fitted profile is a weighting of the
+iterates like every EMA; exact fits are unchanged (their sum is already 1 up to rounding).
 """
 from __future__ import annotations
 
@@ -116,6 +119,11 @@ def solve_posthoc_ema(snapshots: list[Profile], target: Profile) -> Solution:
     keep = eigenvalues > eigenvalues.max() * 1e-12
     inverse = (vectors[:, keep] / eigenvalues[keep]) @ vectors[:, keep].T
     x = d * (inverse @ (d * b))
+    # Every profile's weights sum to 1, so sum(x) is the total weight of the fitted profile; least squares leaves
+    # it off 1 (by 1e-3 and more with sparse snapshots), which scales every reconstructed parameter. Normalise as
+    # EDM2 does (NVlabs/edm2 training/phema.py, solve_posthoc_coefficients, X / sum(X)): a parameter constant
+    # through training comes back exactly constant. The residual below is that of the normalised fit.
+    x = x / x.sum()
     # ||W x - w_r||^2 = x'Gx - 2 x'b + c, clamped: rounding can take an exact fit slightly below zero
     squared = float(x @ g @ x - 2 * x @ b + c)
     return Solution(coefficients=x, relative_residual=math.sqrt(max(squared, 0.0) / c))

@@ -74,7 +74,8 @@ def test_discretized_decoder_is_a_distribution_over_the_256_levels():
         i = min(max(int((levels - mean).abs().argmin()), 2), 253)  # interior bins next to the mean
         std, mid = math.exp(0.5 * log_var), levels[i - 1:i + 2]
         direct = torch.special.ndtr((mid + 1 / 255 - mean) / std) - torch.special.ndtr((mid - 1 / 255 - mean) / std)
-        assert torch.allclose(torch.exp(-nll[i - 1:i + 2]), direct, rtol=1e-9, atol=1e-15)
+        # a bin's probability is floored at 1e-12 as improved-diffusion's decoder (issue 28)
+        assert torch.allclose(torch.exp(-nll[i - 1:i + 2]), direct.clamp(min=1e-12), rtol=1e-9, atol=1e-15)
 
 
 class AffineVarianceNet(nn.Module):
@@ -167,3 +168,42 @@ def test_thresholding_cannot_silently_drop_a_learned_variance():
     with pytest.raises(ValueError, match="drop x0_threshold"):
         DDPM(variance="learned_range").sample(AffineVarianceNet(), torch.randn(2, 1, 4, 4), sampler="ddpm", nfe=2,
                                               x0_threshold="clip")
+
+
+def test_the_decoder_floors_a_bins_probability_at_1e_12_as_improved_diffusion():
+    """improved-diffusion's discretized_gaussian_log_likelihood clamps each probability at 1e-12, so a bin's NLL is
+    at most -log(1e-12) = 27.631021 nats. Before, a mean 1.0 away under std 0.01 gave 4966 nats (bin 0.5,
+    mean -0.5); an edge bin (x = 1, mean -1) 19928."""
+    x = torch.tensor([0.5, 1.0, -1.0, 0.0], dtype=torch.float64)
+    mean = torch.tensor([-0.5, -1.0, 1.0, 0.0], dtype=torch.float64)
+    nll = discretized_gaussian_nll(x, mean, torch.full_like(x, math.log(1e-4)))
+    assert torch.allclose(nll[:3], torch.full((3,), -math.log(1e-12), dtype=torch.float64), rtol=0, atol=1e-12)
+    # a bin under the mean is untouched: -log P(|z| < 0.39) = 1.187
+    assert float(nll[3]) == pytest.approx(-math.log(math.erf((1 / 255) / 0.01 / math.sqrt(2))), rel=1e-12)
+
+
+def test_importance_history_receives_the_whole_loss_as_improved_diffusion_does():
+    """improved-diffusion's train_util.py passes losses["loss"] (mse + rescaled vb) to update_with_local_losses,
+    before the importance weights; the weights are those of the distribution the steps were drawn from. Before,
+    the history held L_n alone."""
+    from lit_diffusion.objectives.importance_steps import ImportanceSampledSteps
+    from lit_diffusion.objectives.time_samplers import TimeSampler
+
+    class Given(TimeSampler):
+        def __init__(self, t):
+            self.t = t
+
+        def sample(self, batch_size, path, generator=None, device=None):
+            return self.t
+
+    sampler = ImportanceSampledSteps(num_steps=10, history=1)
+    obj = DDPM(num_steps=10, schedule="cosine", variance="learned_range", time_sampler=sampler)
+    x0, noise = torch.rand(8, 1, 2, 2) * 2 - 1, torch.randn(8, 1, 2, 2)
+    net = AffineVarianceNet()
+    got = obj.loss_with_diagnostics(net, x0, generator=torch.Generator().manual_seed(3), noise=noise)
+    reference = DDPM(num_steps=10, schedule="cosine", variance="learned_range", time_sampler=Given(got.t))
+    whole = reference.loss_with_diagnostics(net, x0, noise=noise).loss
+    assert torch.allclose(got.loss, whole)  # weights 1 while the history is cold
+    last = dict(zip(torch.round(got.t * 10).long().tolist(), whole.tolist()))  # history 1: the last one per step
+    for n, value in last.items():
+        assert float(sampler._squares[n - 1, 0]) == pytest.approx(value ** 2, rel=1e-6)

@@ -91,3 +91,75 @@ def test_meanflow_trains_in_a_plain_loop_on_its_defaults():
         loss.backward()
         opt.step()
     assert _moment_error(obj.sample(net, noise)) < 0.5 * untrained  # 1 step, default sampler
+
+
+def official_v1_times(batch, generator, ratio=0.75, t_dist=(-0.6, 1.6), r_dist=(-4.0, 1.6)):
+    """The official PyTorch MeanFlow code's (t, r) for CIFAR-10 (py-meanflow models/time_sampler.py,
+    sample_two_timesteps_t_r_v1, with its cifar10 script's P_mean/P_std), written out from its steps:
+    t and r from their own logit-normals, r = t where u < 1 - ratio, then r = min(t, r). The normal draws are
+    float64 as the project's time samplers draw them (the official code draws float32; the rule is the same)."""
+    t = torch.sigmoid(t_dist[0] + t_dist[1] * torch.randn(batch, generator=generator, dtype=torch.float64)).float()
+    r = torch.sigmoid(r_dist[0] + r_dist[1] * torch.randn(batch, generator=generator, dtype=torch.float64)).float()
+    u = torch.rand(batch, generator=generator)
+    r = torch.where(u < 1 - ratio, t, r)
+    return torch.minimum(t, r), t
+
+
+def cifar10_meanflow(**kwargs):
+    from lit_diffusion.objectives import LogitNormalTime
+
+    return MeanFlow(ratio=0.75, time_sampler=LogitNormalTime(-0.6, 1.6), second_time_sampler=LogitNormalTime(-4.0, 1.6),
+                    pairing="clipped", adaptive_p=0.75, **kwargs)
+
+
+def test_clipped_pairing_with_its_own_r_distribution_is_the_official_cifar10_sampler():
+    """Same generator, same draws: (r, t) equal the official rule's exactly. Before, r could only be drawn like t
+    and sorted ("sorted" pairing), so 0% of these pairs matched."""
+    got_r, got_t = cifar10_meanflow().sample_times(4096, torch.Generator().manual_seed(7))
+    want_r, want_t = official_v1_times(4096, torch.Generator().manual_seed(7))
+    assert torch.equal(got_t, want_t) and torch.equal(got_r, want_r)
+    # the share with r != t: ratio * P(r draw < t draw), near 0.75 * 0.93 with r centred at sigmoid(-4) = 0.018
+    apart = (got_r < got_t).float().mean()
+    assert 0.65 < float(apart) < 0.73 and bool((got_r <= got_t).all())
+
+
+def test_the_default_pairing_is_unchanged():
+    """sorted: two draws of t's distribution, t = max, r = min, r = t unless u < ratio (the paper's Sec. 4.3)."""
+    g = torch.Generator().manual_seed(3)
+    a = torch.sigmoid(-0.4 + torch.randn(512, generator=g, dtype=torch.float64)).float()
+    b = torch.sigmoid(-0.4 + torch.randn(512, generator=g, dtype=torch.float64)).float()
+    keep = torch.rand(512, generator=g) < 0.25
+    r, t = MeanFlow().sample_times(512, torch.Generator().manual_seed(3))
+    assert torch.equal(t, torch.maximum(a, b))
+    assert torch.equal(r, torch.where(keep, torch.minimum(a, b), torch.maximum(a, b)))
+
+
+def test_an_unknown_pairing_is_refused():
+    with pytest.raises(ValueError, match="unknown pairing 'zip'; choose 'sorted'"):
+        MeanFlow(pairing="zip")
+
+
+def build_from_config(spec):
+    """A class_path / init_args tree instantiated as the CLI's config does (nested specs first)."""
+    import importlib
+
+    if isinstance(spec, dict) and "class_path" in spec:
+        module, _, name = spec["class_path"].rpartition(".")
+        args = {k: build_from_config(v) for k, v in spec.get("init_args", {}).items()}
+        return getattr(importlib.import_module(module), name)(**args)
+    return spec
+
+
+def test_the_cifar10_config_builds_the_official_sampler():
+    """experiments/objectives/mean_flow_cifar10.yaml (parsed against the typed signatures by
+    tests/test_experiment_configs.py) draws what the official rule draws."""
+    from pathlib import Path
+
+    import yaml
+
+    config = Path(__file__).resolve().parents[2] / "experiments" / "objectives" / "mean_flow_cifar10.yaml"
+    objective = build_from_config(yaml.safe_load(config.read_text())["model"]["objective"])
+    assert (objective.ratio, objective.pairing, objective.adaptive_p, objective.adaptive_c) == (0.75, "clipped", 0.75, 1e-3)
+    got = objective.sample_times(1024, torch.Generator().manual_seed(11))
+    want = official_v1_times(1024, torch.Generator().manual_seed(11))
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])

@@ -131,3 +131,57 @@ def test_the_hub_dit_xl2_config_maps_onto_the_xl2_preset():
     assert {k: args[k] for k in DIT_PRESETS["XL/2"]} == DIT_PRESETS["XL/2"]
     assert (args["in_channels"], args["out_channels"], args["input_size"], args["num_classes"]) == (4, 8, 32, 1000)
     assert args["mlp_norm_eps"] == 1e-5  # diffusers' default norm_eps, where the original DiT has 1e-6
+
+
+def dit_train_py_checkpoint(state: dict, ema: dict) -> dict:
+    """What facebookresearch/DiT's train.py saves every ckpt_every steps: {"model", "ema", "opt", "args"}, with
+    AdamW(lr=1e-4, weight_decay=0) after a step and the argparse.Namespace of its command line."""
+    import argparse
+
+    params = [v.clone().float().requires_grad_() for k, v in state.items() if k != "pos_embed"]
+    opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0)
+    sum(p.sum() for p in params).backward()
+    opt.step()
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data-path", type=str, required=True)
+    parser.add_argument("--results-dir", type=str, default="results")
+    parser.add_argument("--model", type=str, default="DiT-XL/2")
+    parser.add_argument("--image-size", type=int, choices=[256, 512], default=256)
+    parser.add_argument("--num-classes", type=int, default=1000)
+    parser.add_argument("--epochs", type=int, default=1400)
+    parser.add_argument("--global-batch-size", type=int, default=256)
+    parser.add_argument("--global-seed", type=int, default=0)
+    parser.add_argument("--vae", type=str, choices=["ema", "mse"], default="ema")
+    parser.add_argument("--num-workers", type=int, default=4)
+    parser.add_argument("--log-every", type=int, default=100)
+    parser.add_argument("--ckpt-every", type=int, default=50_000)
+    args = parser.parse_args(["--data-path", "/data/imagenet/train"])
+    return {"model": state, "ema": ema, "opt": opt.state_dict(), "args": args}
+
+
+def test_a_checkpoint_written_as_dit_train_py_does_imports_its_ema(tmp_path):
+    """Before: torch.load(weights_only=True) refused the argparse.Namespace under "args" (nothing imported)."""
+    state = original_dit_state(tiny_dit(norm_eps=1e-6))
+    ema = {k: v - 0.5 for k, v in state.items()}
+    ema["pos_embed"] = state["pos_embed"]
+    torch.save(dit_train_py_checkpoint(state, ema), tmp_path / "0050000.pt")
+    weights = import_dit_pt(tmp_path / "0050000.pt", num_heads=2).weights
+    assert (weights["patch_embed.weight"] - ema["x_embedder.proj.weight"]).abs().max() == 0
+    assert (weights["blocks.0.attn.qkv.weight"] - ema["blocks.0.attn.qkv.weight"]).abs().max() == 0
+
+
+class NotAnArgparseNamespace:
+    """Any other class pickled into a checkpoint (a user's config object)."""
+
+
+def test_a_checkpoint_holding_other_pickled_objects_is_refused_with_what_to_do(tmp_path):
+    state = original_dit_state(tiny_dit(norm_eps=1e-6))
+    checkpoint = dit_train_py_checkpoint(state, state)
+    checkpoint["args"] = NotAnArgparseNamespace()
+    torch.save(checkpoint, tmp_path / "other.pt")
+    with pytest.raises(WrongCheckpoint, match=r"NotAnArgparseNamespace\); .*re-save the weights alone") as caught:
+        import_dit_pt(tmp_path / "other.pt", num_heads=2)
+    assert "\n" not in str(caught.value)
+    # the Namespace is allowed for that one load only, not process-wide
+    import argparse
+    assert argparse.Namespace not in torch.serialization.get_safe_globals()

@@ -111,3 +111,30 @@ def test_bad_input_fails_with_a_message():
         solve_posthoc_ema([Profile(g, 20)], Profile(g, 10))
     with pytest.raises(ValueError, match="sigma_rel must lie in"):
         gamma_from_sigma_rel(0.3)
+
+
+@pytest.mark.parametrize("every, target", [(12, 0.08), (12, 0.25), (40, 0.25), (1, 0.25)])
+def test_coefficients_sum_to_one_so_a_constant_parameter_comes_back_constant(every, target):
+    """EDM2 normalises the least-squares coefficients (NVlabs/edm2 training/phema.py, solve_posthoc_coefficients,
+    X / sum(X)). Before, the sum was off by 4.3e-4 (every 12 steps, sigma_rel 0.08) to -4.3e-2 (every 40, 0.25),
+    and a parameter held at 3.0 through training came back as 3 * sum(x)."""
+    n = 400 if every == 40 else 120
+    constant = torch.full((n, 3), 3.0, dtype=torch.float64)
+    snaps = track(STORED, constant, set(range(every, n + 1, every)))
+    solution, rebuilt = reconstruct(snaps, target, n)
+    assert float(solution.coefficients.sum()) == pytest.approx(1.0, abs=1e-14)
+    assert (rebuilt - 3.0).abs().max() < 1e-12
+
+
+def test_normalised_reconstruction_against_the_direct_ema_of_weights_far_from_zero():
+    """Real weights sit far from zero compared with their drift: iterates 10 + random walk, snapshots of the two
+    stored profiles every 12 steps, target sigma_rel 0.08 and 0.25 at step 120. The normalised fit's profile
+    residual is a hair above the unconstrained least squares (7.099e-3 -> 7.112e-3, 0.1296 -> 0.1366), and the
+    weights' difference from the directly tracked EMA shrinks (1.22e-2 -> 5.4e-3, 0.620 -> 0.527)."""
+    thetas = iterates(120, seed=1) + 10.0
+    snaps = track(STORED, thetas, set(range(12, 121, 12)))
+    for target, residual, worst in ((0.08, 7.112e-3, 5.4e-3), (0.25, 0.1366, 0.53)):
+        (_, direct), = track([target], thetas, {120})
+        solution, rebuilt = reconstruct(snaps, target, 120)
+        assert solution.relative_residual == pytest.approx(residual, rel=1e-3)
+        assert (rebuilt - direct).abs().max() < worst
