@@ -32,9 +32,10 @@ BELOW_TRAINING = {
     "backbones": set(),
     "objectives": {"contract", "samplers"},
     "data": {"contract", "objectives"},
-    "generation": {"contract", "objectives", "samplers", "backbones", "data"},
+    # generation opens autoencoder checkpoints through runs' one door (open_checkpoint), so runs sits below it
+    "generation": {"contract", "objectives", "samplers", "backbones", "data", "runs"},
     "evaluation": _EVALUATION,
-    "runs": _EVALUATION,  # the run-folder layer: a sibling of evaluation, neither imports the other
+    "runs": {"contract", "objectives", "samplers", "backbones", "data"},  # a run's lifecycle: torch only
     "distributed": _DISTRIBUTED,
 }
 ALLOWED = {**BELOW_TRAINING, "training": _DISTRIBUTED | {"distributed"}}

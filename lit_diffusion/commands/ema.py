@@ -26,7 +26,7 @@ def ema(run_dir: str, *, sigma_rel: Optional[float] = None, out: Optional[str] =
         at_step: reconstruct at this snapshot step (default: the last one).
         ckpt: the checkpoint to copy (default: RUN/checkpoints/last.ckpt).
     """
-    from lit_diffusion.runs import RunDirectory, read_checkpoint
+    from lit_diffusion.runs import RunDirectory, open_checkpoint
     from lit_diffusion.training.checkpointing import AtomicCheckpointIO
     from lit_diffusion.training.posthoc_ema import list_snapshots, reconstruct_ema
 
@@ -51,7 +51,7 @@ def ema(run_dir: str, *, sigma_rel: Optional[float] = None, out: Optional[str] =
         raise ValueError(f"--out {out} is in {run.checkpoints}, where `fit --ckpt_path last` would resume from it; "
                          "write it elsewhere (e.g. the run folder itself)")
     result = reconstruct_ema(run_dir, sigma_rel, at_step)
-    checkpoint = read_checkpoint(base, mmap=False)
+    checkpoint = open_checkpoint(base).full()
     state = checkpoint["state_dict"]
     missing = [k for k in result.state_dict if f"ema.shadow.{k}" not in state]
     if missing:

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from fault_helpers import REPO, checkpoint_files, csv_steps, fit, load_last
-from lit_diffusion.runs import find_resume_checkpoint, read_checkpoint_info, readable
+from lit_diffusion.runs import find_resume_checkpoint, read_record, readable
 from lit_diffusion.training.checkpointing import AtomicCheckpointIO
 
 SIX = ("--trainer.max_steps", "6", "--checkpoint_every_n_steps", "2", "--keep_checkpoints", "-1")
@@ -50,7 +50,7 @@ def test_fault3_resume_picks_the_highest_step_not_the_newest_file(tmp_path, digi
     older = root / "checkpoints" / "epoch=0-step=2.ckpt"
     future = time.time() + 3600
     os.utime(older, (future, future))  # as after `cp -r` in an unlucky order: the oldest state is the newest file
-    assert read_checkpoint_info(find_resume_checkpoint(root / "checkpoints")).global_step == 6
+    assert read_record(find_resume_checkpoint(root / "checkpoints")).global_step == 6
     moved = tmp_path / "moved"
     shutil.move(root, moved)  # ModelCheckpoint's stored dirpath no longer matches: it used to write last-v1.ckpt
     assert fit(moved, digits_shards, *SIX[2:], "--trainer.max_steps", "8", "--ckpt_path", "last") == 0
