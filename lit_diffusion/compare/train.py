@@ -21,8 +21,8 @@ def finished(suite: Suite, entry: ObjectiveEntry, seed: int) -> bool:
     """Whether the run's last checkpoint has used up its budget (images, FLOPs as images, or wall-clock time;
     a tuned run's images are what its pre-training left)."""
     last = suite.run(entry.name, seed).last_checkpoint
-    budget = Budget(max_images=own_images(suite, entry, seed), max_time_seconds=suite.max_time_seconds)
-    return last.is_file() and budget.reached(read_record(last)) is not None
+    return last.is_file() and Budget(max_images=own_images(suite, entry, seed),
+                                     max_time_seconds=suite.max_time_seconds).reached(read_record(last)) is not None
 
 
 def checkpoint_spacing(suite: Suite, max_images: int, batch_size: int, log_every: int) -> dict:

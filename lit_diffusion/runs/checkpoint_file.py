@@ -2,7 +2,8 @@
 
 A file is loaded once per process and file stamp (path, size, modification time), memory-mapped so that the
 record costs no weight reads; its content hash is checked once, before any tensor leaves the door; the full dict
-goes to one caller, who owns it (a later `full()` loads the file again rather than share a dict someone may edit).
+goes to one caller as its own copy in memory (no mapping of the file outlives the call: the file may be replaced
+or deleted by checkpoint rotation, and a caller may edit what it got); a later `full()` loads the file again.
 The record's fields are pickled scalars the hash does not cover, so reading them needs no hash check.
 
 A sharded checkpoint is a folder: Lightning's ModelParallel/FSDP strategies write a torch.distributed.checkpoint
@@ -11,6 +12,7 @@ A sharded checkpoint is a folder: Lightning's ModelParallel/FSDP strategies writ
 A bare DCP folder (`distributed.fsdp2.save_sharded`) has no record and is refused with a message."""
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
 from pathlib import Path
 
@@ -64,9 +66,9 @@ class OpenCheckpoint:
             _verified.add(self._stamp)
 
     def full(self) -> dict:
-        """The whole checkpoint dict, verified; the caller owns it."""
+        """The whole checkpoint dict, verified; the caller owns it (tensors in memory, shared ones still shared)."""
         self.verify()
-        return self._contents(take=True)
+        return copy.deepcopy(self._contents(take=True))
 
 
 class ShardedCheckpoint(OpenCheckpoint):
@@ -85,6 +87,13 @@ def _keep(stamp: tuple, contents: dict) -> None:
     _loaded[stamp] = contents
     while len(_loaded) > KEPT_DICTS:
         _loaded.popitem(last=False)
+
+
+def drop_loaded(keep: str | Path | None = None) -> None:
+    """Forget the loaded dicts (their files stay mapped while kept), except the one of `keep`."""
+    kept = None if keep is None else str(Path(keep).resolve())
+    for stamp in [s for s in _loaded if s[0] != kept]:
+        del _loaded[stamp]
 
 
 def _open_sharded(path: Path) -> ShardedCheckpoint:

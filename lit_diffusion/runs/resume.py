@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from lit_diffusion.runs.checkpoint_file import is_sharded, open_checkpoint
+from lit_diffusion.runs.checkpoint_file import drop_loaded, is_sharded, open_checkpoint
 from lit_diffusion.runs.content_hash import CheckpointError
 
 log = logging.getLogger("lit_diffusion.training")  # the resume warnings belong to training's log
@@ -54,7 +54,9 @@ def find_resume_checkpoint(directory: str | Path) -> Path | None:
     candidates = [p for p in directory.rglob("*.ckpt") if p.is_file() or is_sharded(p)]
     for path in _ranked(candidates):
         if readable(path):
+            drop_loaded(keep=path)  # the others' files may be rotated away during the fit: do not hold them
             return path
+    drop_loaded()
     if candidates:
         raise CheckpointError(f"none of the {len(candidates)} checkpoint(s) in {directory} is readable (see the "
                               "warnings above); not starting from scratch over them. Move the folder away to "
