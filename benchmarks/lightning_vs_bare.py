@@ -49,7 +49,7 @@ def _build(spec: dict):
 def bare_seconds(shards: Path, size: str, steps: int, device: str = "cpu") -> float:
     """The same run without Lightning: the config parsed by the same parser, the objects built from it."""
     from lit_diffusion.data.datamodule import ShardDataModule
-    from lit_diffusion.training.cli import compose_fit_config
+    from lit_diffusion.training.config import compose_fit_config
     from lit_diffusion.training.ema import EMA
     from lit_diffusion.training.schedule import LRSchedule
 

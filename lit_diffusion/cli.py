@@ -1,5 +1,5 @@
-"""The `lit-diffusion` command: dispatches to the command functions of `lit_diffusion.commands` (one module
-per command, parsed by jsonargparse) and to LightningCLI for `fit`, `validate` and `test`.
+"""The `lit-diffusion` command: dispatches to `lit_diffusion.commands`, one module per command (typed functions
+parsed by jsonargparse; `fit`, `validate` and `test` in commands/fit.py, parsed by LightningCLI).
 
 Every command, fit included, ends a user error (a missing shard folder, a bad option value) with one line
 that says what, where and what to do next, and a non-zero status, without a traceback; `--debug` (anywhere
@@ -18,9 +18,9 @@ import warnings
 # so that `lit-diffusion --help` and `lit-diffusion data ...` do not pay for torch and Lightning.
 COMMANDS = {
     "data": ("lit_diffusion.commands.data", "build and inspect WebDataset shards"),
-    "fit": ("lit_diffusion.training.cli", "train a model from a YAML config (LightningCLI)"),
-    "validate": ("lit_diffusion.training.cli", "evaluate the validation loss of a checkpoint"),
-    "test": ("lit_diffusion.training.cli", "evaluate the test loss of a checkpoint"),
+    "fit": ("lit_diffusion.commands.fit", "train a model from a YAML config (LightningCLI)"),
+    "validate": ("lit_diffusion.commands.fit", "evaluate the validation loss of a checkpoint"),
+    "test": ("lit_diffusion.commands.fit", "evaluate the test loss of a checkpoint"),
     "sample": ("lit_diffusion.commands.sample", "generate PNGs and an .npz from a checkpoint"),
     "reflow": ("lit_diffusion.commands.reflow", "write (noise, sample) pair shards from a trained flow"),
     "ema": ("lit_diffusion.commands.ema", "reconstruct an EMA of any length from post-hoc EMA snapshots"),
@@ -29,7 +29,7 @@ COMMANDS = {
     "slurm": ("lit_diffusion.commands.slurm", "submit jobs and sweeps to SLURM"),
     "import": ("lit_diffusion.commands.import_model", "import a published model (diffusers, DiT .pt) as a checkpoint"),
 }
-LIGHTNING_CLI = ("fit", "validate", "test")  # LightningCLI reads the command word itself
+LIGHTNING_CLI = ("fit", "validate", "test")  # commands/fit.py: LightningCLI reads the command word itself
 DEBUG_ENV = "LIT_DIFFUSION_DEBUG"
 
 # Warnings that say nothing actionable to a user of this project (each: why it is noise here)

@@ -87,7 +87,9 @@ def _resolve_from(module: str, is_package: bool, node: ast.ImportFrom) -> list[s
     else:
         base = node.module
     submodules = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in MODULES]
-    return submodules if node.module is None and len(submodules) == len(node.names) else [base, *submodules]
+    # `from pkg import sub1, sub2` (all submodules) runs pkg/__init__ too, but within pkg that package is already
+    # being imported: only the submodules are edges of the import graph
+    return submodules if len(submodules) == len(node.names) else [base, *submodules]
 
 
 @lru_cache(maxsize=None)
@@ -196,3 +198,123 @@ def test_pure_folders_do_not_reach_lightning_or_wandb_through_imports(unit):
     # a forbidden import made inside the unit itself is reported by the test above
     bad = sorted({" -> ".join(from_last_own_module(c, unit)) for c in chains if c and unit_of(c[-2]) != unit})
     assert not bad, f"{unit} reaches {FORBIDDEN} through lit_diffusion imports:\n" + "\n".join(bad)
+
+
+# The top floor among itself: who may import whom (cli dispatches to commands; commands drive compare, launch and
+# published; compare launches SLURM arrays). compare never imports commands: a command is a thin shell over it.
+TOP_ALLOWED = {
+    "cli": {"commands"},
+    "commands": {"compare", "launch", "published"},
+    "compare": {"launch"},
+    "launch": set(),
+    "published": set(),
+}
+
+
+@pytest.mark.parametrize("unit", sorted(TOP))
+def test_top_folders_import_each_other_only_downwards(unit):
+    bad = [f"{where(m, i)} imports {i.target} ({unit} -> {unit_of(i.target)})" for m in modules_of({unit})
+           for i in package_imports(m) if unit_of(i.target) in TOP - {unit} - TOP_ALLOWED[unit]]
+    assert not bad, f"{unit} may import of the top floor only {sorted(TOP_ALLOWED[unit])}:\n" + "\n".join(bad)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the modules of lit_diffusion it imports (at module level or inside functions; not the imports
+    under `if TYPE_CHECKING:`, which never run). A lazy import inside a function still ties the two modules."""
+    return {m: {i.target for i in package_imports(m) if i.runs and i.target in MODULES and i.target != m}
+            for m in MODULES}
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm, iterative)."""
+    index, low, on_stack, stack, cycles, counter = {}, {}, set(), [], [], [0]
+
+    def connect(root: str) -> None:
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = counter[0]
+        counter[0] += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is None:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    if len(component) > 1:
+                        cycles.append(sorted(component))
+            elif child not in index:
+                index[child] = low[child] = counter[0]
+                counter[0] += 1
+                stack.append(child)
+                on_stack.add(child)
+                work.append((child, iter(sorted(graph[child]))))
+            elif child in on_stack:
+                low[node] = min(low[node], index[child])
+
+    for module in sorted(graph):
+        if module not in index:
+            connect(module)
+    return cycles
+
+
+def test_no_import_cycles_inside_or_between_folders():
+    cycles = import_cycles(import_graph())
+    assert not cycles, "modules that import each other (directly or through others):\n" + "\n".join(
+        " <-> ".join(c) for c in cycles)
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+@lru_cache(maxsize=None)
+def private_names_defined(unit: str) -> frozenset[str]:
+    """Private functions, classes, methods and class attributes defined in a folder's modules."""
+    names = set()
+    for module in modules_of({unit}):
+        for node in ast.walk(ast.parse(MODULES[module].read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and _private(node.name):
+                names.add(node.name)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names.update(t.id for t in targets if isinstance(t, ast.Name) and _private(t.id))
+                names.update(t.attr for t in targets if isinstance(t, ast.Attribute) and _private(t.attr))
+    return frozenset(names)
+
+
+def private_uses_across_folders(module: str) -> list[str]:
+    """Private names of another folder used here: imported by name, or reached as an attribute (`obj._name`)
+    that this folder does not define itself (`self._x` of its own classes is fine)."""
+    unit = unit_of(module)
+    own = private_names_defined(unit)
+    bad = [f"{where(module, i)} imports {i.target}" for i in package_imports(module)
+           if _private(i.target.rsplit(".", 1)[-1]) and unit_of(i.target) != unit]
+    tree = ast.parse(MODULES[module].read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(PACKAGE + "."):
+            if unit_of(node.module) != unit:
+                bad += [f"{MODULES[module].relative_to(PACKAGE_DIR.parent)}:{node.lineno} imports {node.module}.{a.name}"
+                        for a in node.names if _private(a.name)]
+        elif isinstance(node, ast.Attribute) and _private(node.attr) and node.attr not in own:
+            others = [u for u in set(ALLOWED) | TOP if u != unit and node.attr in private_names_defined(u)]
+            if others:
+                bad.append(f"{MODULES[module].relative_to(PACKAGE_DIR.parent)}:{node.lineno} uses .{node.attr} "
+                           f"(private to {', '.join(sorted(others))})")
+    return sorted(set(bad))
+
+
+@pytest.mark.parametrize("unit", sorted(set(ALLOWED) | TOP))
+def test_no_private_members_used_across_folders(unit):
+    bad = [b for m in modules_of({unit}) for b in private_uses_across_folders(m)]
+    assert not bad, f"{unit} uses private members of other folders (make them public where they belong):\n" + \
+        "\n".join(bad)

@@ -1,12 +1,14 @@
 """The docs' commands, as written, so that the docs and the behaviour cannot drift apart.
 
-Every `lit-diffusion ...` line of the code blocks of README.md, data/README.md and slurm/README.md is parsed by
-its command's own parser (`--print_config` for the command functions; the LightningCLI parser, nothing
-instantiated, for fit/validate/test); the digits commands, which need no download, are also run as written in
-a scratch folder.
+Every `lit-diffusion ...` line of the code blocks of README.md, the topic pages docs/*.md, data/README.md and
+slurm/README.md is parsed by its command's own parser (`--print_config` for the command functions; the
+LightningCLI parser, nothing instantiated, for fit/validate/test); the digits commands, which need no download,
+are also run as written in a scratch folder. Every relative link and image of those pages points at a file that
+exists, and every `#anchor` into a page at one of its headings.
 """
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 
@@ -15,7 +17,8 @@ import pytest
 from lit_diffusion.cli import main as cli_main
 
 REPO = Path(__file__).resolve().parents[1]
-DOCS = ("README.md", "data/README.md", "slurm/README.md")
+TOPIC_PAGES = tuple(sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md")))
+DOCS = ("README.md", *TOPIC_PAGES, "data/README.md", "slurm/README.md")
 
 
 def shell_blocks(text: str) -> list[str]:
@@ -67,11 +70,53 @@ def test_the_docs_have_commands():
     assert len(COMMANDS) > 20, COMMANDS
 
 
+def test_the_topic_pages_are_read():
+    """The README is a front door to docs/: its pages exist, are read here, and hold commands of their own."""
+    assert len(TOPIC_PAGES) >= 11, TOPIC_PAGES
+    with_commands = {doc for doc, _ in COMMANDS if doc.startswith("docs/")}
+    assert len(with_commands) >= 8, with_commands
+
+
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")  # [text](target) and ![alt](target)
+
+
+def heading_anchors(text: str) -> set[str]:
+    """GitHub's anchors of a page's headings: lower case, punctuation dropped, spaces to hyphens (outside code)."""
+    anchors, fenced = set(), False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and re.match(r"#{1,6} ", line):
+            title = line.lstrip("#").strip().lower()
+            anchors.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
+    return anchors
+
+
+def relative_links(doc: str) -> list[str]:
+    return [t for t in LINK.findall((REPO / doc).read_text()) if not re.match(r"[a-z]+:", t)]
+
+
+LINKS = [(doc, target) for doc in DOCS for target in relative_links(doc)]
+
+
+def test_the_docs_have_links():
+    assert len(LINKS) > 40, LINKS
+
+
+@pytest.mark.parametrize("doc, target", LINKS, ids=[f"{d}: {t}" for d, t in LINKS])
+def test_doc_link_resolves(doc, target):
+    path, _, anchor = target.partition("#")
+    page = (REPO / doc).parent / path if path else REPO / doc
+    assert page.resolve().is_file(), f"{doc} links to {target}, which does not exist"
+    if anchor and page.suffix == ".md":
+        assert anchor in heading_anchors(page.read_text()), f"{doc} links to #{anchor}, no such heading in {path or doc}"
+
+
 @pytest.mark.parametrize("doc, words", COMMANDS, ids=[f"{d}: {' '.join(w)[:60]}" for d, w in COMMANDS])
 def test_doc_command_parses(doc, words, monkeypatch, capsys):
     monkeypatch.chdir(REPO)  # the configs are named relative to the repository
     if words[0] in ("fit", "validate", "test"):
-        from lit_diffusion.training.cli import compose_fit_config
+        from lit_diffusion.training.config import compose_fit_config
 
         configs = [words[i + 1] for i, w in enumerate(words) if w in ("-c", "--config")]
         rest = [w for i, w in enumerate(words[1:], 1) if w not in ("-c", "--config") and words[i - 1] not in

@@ -1,5 +1,5 @@
 """Backbones: pure-torch networks with the contract forward(x, t, cond=None, r=None) -> Tensor shaped like x
-(r: the optional second time input, see backbones/contract.py; forward-mode derivatives of a backbone:
+(r: the optional second time input, see backbones/second_time.py; forward-mode derivatives of a backbone:
 `lit_diffusion.contract.network_jvp`).
 
 `DiT.from_preset("S/2", in_channels=4, input_size=32, num_classes=1000)` and

@@ -3,12 +3,7 @@
 Every backbone implements `forward(x, t, cond=None, r=None)`: t is (B,) or 0-dim in [0, 1], cond is an
 integer class tensor (B,) or None (None = the null class of a conditional model).
 
-The second time input r (DESIGN §3), for objectives that condition on an interval or a step size
-(MeanFlow's r in u(z, r, t), Geng et al. 2025; a shortcut model's step size d, Frans et al. 2024): a
-backbone built with `second_time=True` embeds r like t (same sinusoidal features, its own MLP) and adds
-it to the conditioning vector. The last layer of that MLP starts at zero, so a fresh model gives the same
-output with r absent or present, and a model built without it (every existing checkpoint) is unchanged.
-r=None means "no second time" (the embedding is skipped). A model built without it rejects r.
+The optional second time input r (DESIGN §3) has its own helper: backbones/second_time.py.
 """
 from __future__ import annotations
 
@@ -44,16 +39,3 @@ def run_block(block: nn.Module, *args: torch.Tensor, checkpointing: bool) -> tor
         return checkpoint(block, *args, use_reentrant=False)
     return block(*args)
 
-
-def check_second_time(r: torch.Tensor | None, enabled: bool, model: str) -> torch.Tensor | None:
-    """r itself; a ValueError when r is given to a model built without the second time input."""
-    if r is not None and not enabled:
-        raise ValueError(f"{model} was built without a second time input but got r; build it with "
-                         f"second_time=True (e.g. for MeanFlow)")
-    return r
-
-
-def zero_init_second_time(last: nn.Linear) -> None:
-    """Zero the last layer of a second-time embedder, so that the model starts as if r were absent."""
-    nn.init.zeros_(last.weight)
-    nn.init.zeros_(last.bias)

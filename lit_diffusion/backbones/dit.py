@@ -18,8 +18,8 @@ from timm.layers import Mlp
 from torch import nn
 
 from lit_diffusion.backbones.attention import SelfAttention
-from lit_diffusion.backbones.contract import (batch_time, check_cond_allowed, check_image, check_second_time, run_block,
-                                              zero_init_second_time)
+from lit_diffusion.backbones.contract import batch_time, check_cond_allowed, check_image, run_block
+from lit_diffusion.backbones.second_time import add_second_time, init_second_time, second_time_embedder
 from lit_diffusion.backbones.embeddings import LabelEmbedder, TimestepEmbedder, sincos_pos_embed_2d
 from lit_diffusion.backbones.presets import DIT_PRESETS, preset_config
 
@@ -117,9 +117,10 @@ class DiT(nn.Module):
         self.patch_embed = nn.Conv2d(in_channels, hidden_size, kernel_size=patch_size, stride=patch_size)
         self.register_buffer("pos_embed", torch.zeros(1, self.grid[0] * self.grid[1], hidden_size))  # fixed
         time = dict(time_scale=time_scale, time_shift=time_shift, kind=time_embedding)
-        self.t_embedder = TimestepEmbedder(hidden_size, **time)
-        self.second_time = bool(second_time)  # optional second time input r (backbones/contract.py)
-        self.r_embedder = TimestepEmbedder(hidden_size, **time) if second_time else None
+        time_embedder = lambda: TimestepEmbedder(hidden_size, **time)  # noqa: E731 (t's, and r's: embedded like t)
+        self.t_embedder = time_embedder()
+        self.second_time = bool(second_time)  # optional second time input r (backbones/second_time.py)
+        self.r_embedder = second_time_embedder(second_time, time_embedder)
         self.y_embedder = LabelEmbedder(num_classes, hidden_size) if num_classes > 0 else None
         self.blocks = nn.ModuleList(DiTBlock(hidden_size, num_heads, mlp_ratio, mlp_norm_eps) for _ in range(depth))
         self.final_layer = FinalLayer(hidden_size, patch_size, self.out_channels)
@@ -148,9 +149,7 @@ class DiT(nn.Module):
             nn.init.normal_(self.y_embedder.embedding.weight, std=0.02)
         for layer in (self.t_embedder.mlp[0], self.t_embedder.mlp[2]):
             nn.init.normal_(layer.weight, std=0.02)
-        if self.r_embedder is not None:
-            nn.init.normal_(self.r_embedder.mlp[0].weight, std=0.02)
-            zero_init_second_time(self.r_embedder.mlp[2])
+        init_second_time(self.r_embedder, first_layer_std=0.02)  # first layer like t's, last at zero
         for block in self.blocks:  # adaLN-Zero: every residual branch starts gated shut
             nn.init.zeros_(block.adaLN_modulation[-1].weight)
             nn.init.zeros_(block.adaLN_modulation[-1].bias)
@@ -173,8 +172,7 @@ class DiT(nn.Module):
         t = batch_time(t, B)
         h = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos_embed  # (B, T, D), T = H*W / p^2
         c = self.t_embedder(t)  # (B, D)
-        if check_second_time(r, self.second_time, "DiT") is not None:
-            c = c + self.r_embedder(batch_time(r, B))  # (B, D)
+        c = add_second_time(c, r, self.r_embedder, "DiT")  # (B, D)
         if self.y_embedder is not None:
             c = c + self.y_embedder(cond, B)  # (B, D)
         for block in self.blocks:

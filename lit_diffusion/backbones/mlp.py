@@ -6,7 +6,7 @@ import math
 import torch
 from torch import nn
 
-from lit_diffusion.backbones.contract import check_second_time, zero_init_second_time
+from lit_diffusion.backbones.second_time import add_second_time, init_second_time, second_time_embedder
 
 
 def sinusoidal_time_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0,
@@ -42,7 +42,7 @@ class MLP(nn.Module):
 
     `forward(x, t, cond=None, r=None)`: x (B, dim), t (B,) in [0, 1], cond (B,) int or None -> (B, dim).
     Class `num_classes` is the reserved null label used for classifier-free guidance dropout.
-    second_time: add the optional second time input r (DESIGN §3; backbones/contract.py), embedded like t
+    second_time: add the optional second time input r (DESIGN §3; backbones/second_time.py), embedded like t
     and zero-initialised, so the model equals one without it until trained.
     time_scale: t is embedded as sin-cos features of time_scale * t (1000, DDPM); sCM wants a small one.
     """
@@ -56,9 +56,10 @@ class MLP(nn.Module):
         if dim < 1 or width < 1 or depth < 1:
             raise ValueError(f"MLP: dim, width and depth must be positive, got {dim}, {width}, {depth}")
         self.dim, self.width, self.num_classes = dim, width, num_classes
-        self.time_mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+        time_mlp = lambda: nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))  # noqa: E731
+        self.time_mlp = time_mlp()
         self.second_time = bool(second_time)
-        self.r_mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width)) if second_time else None
+        self.r_mlp = second_time_embedder(second_time, time_mlp)
         self.label_embedding = nn.Embedding(num_classes + 1, width) if num_classes > 0 else None
         self.input = nn.Linear(dim, width)
         self.blocks = nn.ModuleList(MLPBlock(width) for _ in range(depth))
@@ -75,18 +76,16 @@ class MLP(nn.Module):
             nn.init.zeros_(block.modulation.weight)
         if self.label_embedding is not None:
             nn.init.normal_(self.label_embedding.weight, std=0.02)
-        if self.r_mlp is not None:  # the second time starts switched off (zero_init_second_time)
-            zero_init_second_time(self.r_mlp[-1])
+        init_second_time(self.r_mlp)  # the second time starts switched off
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None,
                 r: torch.Tensor | None = None) -> torch.Tensor:
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"MLP expects x of shape (B, {self.dim}), got {tuple(x.shape)}")
         t = t.expand(x.shape[0]) if t.ndim == 0 else t
-        emb = self.time_mlp(sinusoidal_time_embedding(t, self.width, scale=self.time_scale).to(x.dtype))  # (B, W)
-        if check_second_time(r, self.second_time, "MLP") is not None:
-            r = r.expand(x.shape[0]) if r.ndim == 0 else r
-            emb = emb + self.r_mlp(sinusoidal_time_embedding(r, self.width, scale=self.time_scale).to(x.dtype))  # (B, W)
+        features = lambda s: sinusoidal_time_embedding(s, self.width, scale=self.time_scale).to(x.dtype)  # noqa: E731
+        emb = self.time_mlp(features(t))  # (B, W)
+        emb = add_second_time(emb, r, self.r_mlp, "MLP", features)  # (B, W)
         if self.label_embedding is not None:
             labels = torch.full_like(t, self.num_classes, dtype=torch.long) if cond is None else cond
             emb = emb + self.label_embedding(labels)

@@ -17,8 +17,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from lit_diffusion.backbones.attention import SelfAttention
-from lit_diffusion.backbones.contract import (batch_time, check_cond_allowed, check_image, check_second_time, run_block,
-                                              zero_init_second_time)
+from lit_diffusion.backbones.contract import batch_time, check_cond_allowed, check_image, run_block
+from lit_diffusion.backbones.second_time import add_second_time, init_second_time, second_time_embedder
 from lit_diffusion.backbones.embeddings import LabelEmbedder, TimestepEmbedder
 from lit_diffusion.backbones.presets import UNET_PRESETS, preset_config
 
@@ -174,9 +174,10 @@ class UNet(nn.Module):
         )
 
         time = dict(frequency_dim=channels, time_scale=time_scale, time_shift=time_shift, kind=time_embedding)
-        self.t_embedder = TimestepEmbedder(emb_dim, **time)
-        self.second_time = bool(second_time)  # optional second time input r (backbones/contract.py)
-        self.r_embedder = TimestepEmbedder(emb_dim, **time) if second_time else None
+        time_embedder = lambda: TimestepEmbedder(emb_dim, **time)  # noqa: E731 (t's, and r's: embedded like t)
+        self.t_embedder = time_embedder()
+        self.second_time = bool(second_time)  # optional second time input r (backbones/second_time.py)
+        self.r_embedder = second_time_embedder(second_time, time_embedder)
         self.y_embedder = LabelEmbedder(num_classes, emb_dim) if num_classes > 0 else None
         self.input_conv = nn.Conv2d(in_channels, channels, 3, padding=1)
         self.down = nn.ModuleList()  # UNetBlock / Downsample, each output is a skip connection
@@ -228,8 +229,7 @@ class UNet(nn.Module):
             elif isinstance(module, AttentionBlock):
                 nn.init.zeros_(module.attn.proj.weight)
         nn.init.zeros_(self.out_conv.weight)
-        if self.r_embedder is not None:
-            zero_init_second_time(self.r_embedder.mlp[2])
+        init_second_time(self.r_embedder)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None,
                 r: torch.Tensor | None = None) -> torch.Tensor:
@@ -242,8 +242,7 @@ class UNet(nn.Module):
         check_cond_allowed(cond, self.num_classes, "UNet")
         B = x.shape[0]
         emb = self.t_embedder(batch_time(t, B))  # (B, 4C)
-        if check_second_time(r, self.second_time, "UNet") is not None:
-            emb = emb + self.r_embedder(batch_time(r, B))  # (B, 4C)
+        emb = add_second_time(emb, r, self.r_embedder, "UNet")  # (B, 4C)
         if self.y_embedder is not None:
             emb = emb + self.y_embedder(cond, B)  # (B, 4C)
         h = self.input_conv(x)  # (B, C, H, W)

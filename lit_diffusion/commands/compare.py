@@ -10,7 +10,9 @@ def compare(*, suite: str) -> int:
     noise, and write a report (lit_diffusion.compare). Started again, it skips finished trainings.
 
     `-c SUITE.yaml` names the suite, as always. This command's own arguments file (what --print_config
-    writes: `suite: experiments/compare/quickstart.yaml`) is accepted by `-c` too.
+    writes: `suite: experiments/compare/quickstart.yaml`) is accepted by `-c` too. The suite's keys, their
+    types and defaults are the dataclasses of lit_diffusion/compare/suite.py (Suite and its sections budget,
+    evaluation and slurm), which jsonargparse parses the suite into.
 
     Args:
         suite: the suite YAML, e.g. experiments/compare/quickstart.yaml (also `-c SUITE.yaml`).

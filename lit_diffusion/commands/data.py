@@ -210,6 +210,8 @@ def info(path: str, *, json: bool = False, image_key: Optional[str] = None, labe
         num_classes: shards without dataset.json: the number of classes (default: largest label + 1).
         resolution: shards without dataset.json: the size every image is resized to when read.
     """
+    from lit_diffusion.data.latent_space import LatentSpace
+
     shards, inferred = _dataset(path, image_key, label_key, num_classes, resolution)
     dataset = shards.info
     if json:
@@ -227,12 +229,12 @@ def info(path: str, *, json: bool = False, image_key: Optional[str] = None, labe
         return 0
     print(f"mean / std   {dataset.mean} / {dataset.std}")
     print(f"fingerprint  {dataset.fingerprint}")
-    latent = dataset.build.get("latent") if dataset.kind == "tensor" else None
+    latent = LatentSpace.of_dataset(dataset)
     if latent:
-        ae = latent["autoencoder"]
-        print(f"autoencoder  {ae['kind']} {ae['location']} (weights sha256 {ae['weights_sha256'][:16]}), images "
-              f"{latent['image_shape']}, flips {'encoded' if latent['flips'] else 'no'}")
-        print(f"latent       posterior mean + std per sample, normalisation {latent['normalization']}")
+        ae = latent.autoencoder
+        print(f"autoencoder  {ae.kind} {ae.location} (weights sha256 {ae.weights_sha256[:16]}), images "
+              f"{list(latent.image_shape)}, flips {'encoded' if latent.flips else 'no'}")
+        print(f"latent       posterior mean + std per sample, normalisation {latent.normalization}")
     elif dataset.kind == "tensor":
         print(f"latent       scale {dataset.latent_scale}, shift {dataset.latent_shift}")
     print(f"built by     {' '.join(dataset.build.get('command') or ['(python API)'])}")
@@ -331,6 +333,7 @@ def encode(source: str, *, autoencoder: str, out: str, subfolder: Optional[str] 
     import torch
 
     from lit_diffusion.data.latent_encode import EncodeJob, encode_dataset, open_images
+    from lit_diffusion.data.latent_space import LatentSpace
     from lit_diffusion.generation.latents import open_autoencoder
 
     rank, world = _rank_world()
@@ -339,14 +342,14 @@ def encode(source: str, *, autoencoder: str, out: str, subfolder: Optional[str] 
         device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
     model, record = open_autoencoder(autoencoder, subfolder)
     shift = 0.0
-    if record["kind"] == "diffusers" and normalization == "scalar" and scale is None:
+    if record.kind == "diffusers" and normalization == "scalar" and scale is None:
         # the VAE's own constants (SD-VAE 0.18215, SDXL 0.13025; SD3/FLUX also a shift), as diffusers pipelines use
         scale = float(model.vae.config.scaling_factor)
         shift = float(getattr(model.vae.config, "shift_factor", None) or 0.0)
     job = EncodeJob(out=out, shard_size=shard_size, batch_size=batch_size, hflip=hflip, normalization=normalization,
                     scale=scale, shift=shift, rank=rank, world_size=world, progress=progress, device=device)
     model = model.to(device).eval()
-    images = open_images(source, record["in_channels"], resolution)
+    images = open_images(source, record.in_channels, resolution)
     latent_shape = model.latent_shape(images.image_shape)
     words = command_line(["lit-diffusion", "data", "encode", source],
                          dict(autoencoder=autoencoder, out=out, subfolder=subfolder, normalization=normalization,
@@ -357,8 +360,8 @@ def encode(source: str, *, autoencoder: str, out: str, subfolder: Optional[str] 
         print(f"rank {rank}/{world}: my shards are done in {out}; dataset.json is written by the rank that "
               f"finishes last (or by running the same command again once all are done)")
         return 0
-    norm = info.build["latent"]["normalization"]
-    print(f"{out}: {info.num_samples} latents of shape {info.shape} ({record['kind']} autoencoder, normalisation "
+    norm = LatentSpace.of_dataset(info).normalization
+    print(f"{out}: {info.num_samples} latents of shape {info.shape} ({record.kind} autoencoder, normalisation "
           f"{norm}), {len(info.shards)} shard(s), fingerprint {info.fingerprint[:16]}")
     return 0
 

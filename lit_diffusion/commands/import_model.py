@@ -10,8 +10,8 @@ from lit_diffusion.commands.parsing import run
 SD_VAE_SCALE = 0.18215  # Rombach et al. 2022, App. G: SD-VAE latents times this have about unit variance (DiT's)
 
 
-def _latent(model, autoencoder: Optional[str], subfolder: Optional[str], latent_scale: float) -> Optional[dict]:
-    """The latent record (generation/latents.py) of a latent-space model: its autoencoder and normalisation."""
+def _latent(model, autoencoder: Optional[str], subfolder: Optional[str], latent_scale: float):
+    """The LatentSpace (data/latent_space.py) of a latent-space model: its autoencoder and normalisation."""
     channels = model.sample_shape[0]
     if autoencoder is None:
         if channels not in (1, 3):
@@ -19,16 +19,16 @@ def _latent(model, autoencoder: Optional[str], subfolder: Optional[str], latent_
                              f"--autoencoder (DiT: stabilityai/sd-vae-ft-ema, or a folder written by "
                              f"AutoencoderKL.save_pretrained), so that `sample` decodes to images")
         return None
+    from lit_diffusion.data.latent_space import LatentSpace
     from lit_diffusion.generation.latents import open_autoencoder
 
     vae, record = open_autoencoder(autoencoder, subfolder)
-    if record["latent_channels"] != channels:
-        raise ValueError(f"the autoencoder {autoencoder} has {record['latent_channels']} latent channels, the model "
+    if record.latent_channels != channels:
+        raise ValueError(f"the autoencoder {autoencoder} has {record.latent_channels} latent channels, the model "
                          f"takes {channels}")
     c, h, w = model.sample_shape
-    image = [record["in_channels"], h * record["factor"], w * record["factor"]]
-    return {"autoencoder": record, "normalization": {"kind": "scalar", "scale": float(latent_scale), "shift": 0.0},
-            "image_shape": image, "flips": False}
+    image = (record.in_channels, h * record.factor, w * record.factor)
+    return LatentSpace(record, {"kind": "scalar", "scale": float(latent_scale), "shift": 0.0}, image, flips=False)
 
 
 def _write(model, out: str, autoencoder, autoencoder_subfolder, latent_scale, overwrite) -> int:
@@ -40,7 +40,7 @@ def _write(model, out: str, autoencoder, autoencoder_subfolder, latent_scale, ov
     size = {k: backbone["init_args"][k] for k in ("depth", "hidden_size", "channels") if k in backbone["init_args"]}
     print(f"wrote {path}: {backbone['class_path'].rsplit('.', 1)[-1]} {size}, "
           f"{objective['class_path'].rsplit('.', 1)[-1]} {objective['init_args']}, sample shape "
-          f"{model.sample_shape}{', latents of ' + str(latent['autoencoder']['location']) if latent else ''}")
+          f"{model.sample_shape}{', latents of ' + str(latent.autoencoder.location) if latent else ''}")
     print(f"next: lit-diffusion sample --ckpt {path} --out {out}/samples --sampler ddpm --nfe 250")
     return 0
 

@@ -11,7 +11,8 @@ def toy2d(*, dataset: Literal["eight_gaussians", "two_moons"] = "eight_gaussians
     """Head-to-head on a 2-D toy distribution: train DDPM, flow matching, rectified flow (and its reflow),
     consistency models (training, distillation, sCM, ECT), MeanFlow and INDM (against the same diffusion without
     its flow) with the same MLP, budget and seed, and report each one's sliced Wasserstein distance to fresh data
-    at several NFEs (and INDM's exact NLL). Pure torch: a few minutes on a laptop CPU.
+    at several NFEs (and INDM's exact NLL). The entries are the suite of compare/toy2d_suite.py (objectives of
+    the registry), trained in the plain loop of training/plain_loop.py. Pure torch: a few minutes on a laptop CPU.
 
     Args:
         dataset: the 2-D distribution.

@@ -24,18 +24,20 @@ def suite_command(suite) -> str:
     return f"lit-diffusion compare -c {shlex.quote(suite.source)}" if suite.source else shlex.join(sys.argv)
 
 
-def protocol_card(suite, feature_net, reference, setting, module, num_samples: int, untrained: bool = False,
+def protocol_card(suite, metrics: list, reference, setting, module, num_samples: int, untrained: bool = False,
                   sigma_rel: float | None = None) -> dict:
-    """The card of one score, as a flat JSON-ready dict."""
+    """The card of one score, as a flat JSON-ready dict: the evaluator and reference of the first metric (the one
+    that ranks), and under "metrics" every metric's fingerprint (its feature network's included)."""
     from lit_diffusion.evaluation.protocol import ProtocolCard
 
     guidance = getattr(module, "guidance", None)
     ema = "untrained network (no EMA)" if untrained else ema_profile(module, sigma_rel)
-    card = ProtocolCard.from_evaluation(feature_net, reference, num_generated=num_samples, sampler=setting.sampler,
+    net = metrics[0].feature_net
+    card = ProtocolCard.from_evaluation(net, reference.stats(net), num_generated=num_samples, sampler=setting.sampler,
                                         grid=setting.grid, nfe=setting.nfe, guidance=guidance, ema=ema,
                                         x0_threshold=module.sample_options.get("x0_threshold"),
                                         seeds=list(suite.seeds), command=suite_command(suite))
-    return card.as_dict()
+    return card.as_dict() | {"metrics": {m.name: m.fingerprint for m in metrics}}
 
 
 def shared_and_varying(cards: list[dict]) -> tuple[dict, list[str]]:
@@ -49,5 +51,12 @@ def shared_and_varying(cards: list[dict]) -> tuple[dict, list[str]]:
 
 def card_markdown(shared: dict) -> list[str]:
     lines = ["| protocol | value |", "|---|---|"]
-    return lines + [f"| {k} | {'–' if v is None or v == [] else f'`{v}`' if k == 'command' else v} |"
-                    for k, v in shared.items()]
+    return lines + [f"| {k} | {_cell(k, v)} |" for k, v in shared.items()]
+
+
+def _cell(key: str, value) -> str:
+    if value is None or value == [] or value == {}:
+        return "–"
+    if isinstance(value, dict):  # the metrics' fingerprints
+        return ", ".join(f"{k}: `{v}`" for k, v in value.items())
+    return f"`{value}`" if key == "command" else str(value)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 
 from lit_diffusion.compare.suite import ObjectiveEntry, Suite, SuiteError
+from lit_diffusion.training.flops import step_flops
 
 
 class FlopsUnmeasurable(SuiteError):
@@ -45,16 +46,6 @@ def module_from_fit_config(config: dict):
     parsed = parser.parse_object({"model": config["model"]})
     instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes  # jsonargparse < 4.49
     return instantiate(parsed).model
-
-
-def step_flops(module, batch: dict) -> float:
-    """FLOPs of the module's own training-step probe (the loss with all its passes, and its backward) on `batch`,
-    counted exactly as the training log counts them."""
-    from lit_diffusion.distributed.throughput import Throughput
-
-    meter = Throughput(torch.device("cpu"), 0, 0)
-    meter.count_flops(module.backbone, lambda: module._flops_probe(batch))
-    return float(meter.flops_per_step or 0.0)
 
 
 def probe_batch(shards: str, batch_size: int, conditional: bool) -> dict:
@@ -93,18 +84,18 @@ def images_for_flops(max_flops: float, cost: StepCost, objective: str) -> int:
     return max(1, math.floor(max_flops / cost.flops_per_image))
 
 
-def resolve_budgets(suite: Suite, log=print) -> dict[str, StepCost]:
-    """Measure every objective's step cost, and under a FLOP budget set each objective's image budget from it;
-    the costs are written to OUT/compute.json."""
-    costs = {}
+def resolve_budgets(suite: Suite, log=print) -> tuple[Suite, dict[str, StepCost]]:
+    """Measure every objective's step cost, and under a FLOP budget turn it into each objective's image budget:
+    (the suite with those budgets, the costs). The costs are written to OUT/compute.json."""
+    costs, images = {}, {}
     for entry in suite.objectives:
         costs[entry.name] = cost = measure_step_cost(suite, entry)
         line = f"[{entry.name}] training step: {cost.flops_per_step / 1e9:.3f} GFLOP ({cost.batch_size} images)"
         if suite.max_flops:
-            suite.objective_images[entry.name] = images_for_flops(suite.max_flops, cost, entry.name)
-            line += f"; budget {suite.max_flops:.3g} FLOPs = {suite.objective_images[entry.name]:,} images"
+            images[entry.name] = images_for_flops(suite.max_flops, cost, entry.name)
+            line += f"; budget {suite.max_flops:.3g} FLOPs = {images[entry.name]:,} images"
         log(line)
     out = Path(suite.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "compute.json").write_text(json.dumps({n: asdict(c) for n, c in costs.items()}, indent=1))
-    return costs
+    return replace(suite, objective_images=images), costs

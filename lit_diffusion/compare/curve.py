@@ -1,8 +1,8 @@
-"""Quality vs compute: FD at a few checkpoints along each run (the numbered checkpoints the compare keeps, and
+"""Quality vs compute: the suite's first metric at a few checkpoints along each run (the numbered checkpoints the compare keeps, and
 the last), scored at the objective's default setting (its first sampler at that sampler's largest NFE) with a
 cheaper sample count than the final table (`evaluation.curve_samples`, stated as such in the report), against
 the training FLOPs (measured FLOPs per image x images seen) and the wall time in fit at each checkpoint.
-Scores are cached in RUN/curve.json by checkpoint content."""
+Scores are cached in RUN/curve.json by checkpoint content and metric fingerprint."""
 from __future__ import annotations
 
 import json
@@ -23,9 +23,10 @@ class CurvePoint:
     images_seen: int
     seconds: float  # wall time in fit up to this checkpoint
     flops: float  # training FLOPs up to this checkpoint (0: not measured)
-    fd: float
+    score: float  # the value of `metric`
     num_samples: int
     setting: str  # sampler@NFE
+    metric: str = ""  # the metric's name (the suite's first)
 
 
 def default_setting(entry: ObjectiveEntry) -> Setting:
@@ -50,9 +51,9 @@ def curve_checkpoints(checkpoints: Path, points: int) -> list:
     return [by_step[s] for s in dict.fromkeys(steps)]
 
 
-def score_curve(suite: Suite, entry: ObjectiveEntry, seed: int, flops_per_image: float, feature_net, reference,
+def score_curve(suite: Suite, entry: ObjectiveEntry, seed: int, flops_per_image: float, metric, reference,
                 log=print, start: Pretraining = Pretraining()) -> list[CurvePoint]:
-    """FD at the run's kept checkpoints; `start`: a tuned run's pre-training, added to each point's compute."""
+    """`metric` at the run's kept checkpoints; `start`: a tuned run's pre-training, added to each point's compute."""
     from lit_diffusion.compare.score import DEVICE, sample_and_score
     from lit_diffusion.training.loading import load_module
 
@@ -61,17 +62,17 @@ def score_curve(suite: Suite, entry: ObjectiveEntry, seed: int, flops_per_image:
     cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
     setting, points = default_setting(entry), []
     for info in curve_checkpoints(run.checkpoints, suite.curve_points):
-        key = f"{info.identity}/{setting.label}/{suite.curve_samples}"
+        key = f"{info.identity}/{setting.label}/{suite.curve_samples}/{metric.fingerprint}"
         if key not in cache:
             module = load_module(info.path).to(DEVICE)
-            scores, _ = sample_and_score(module, suite, setting, feature_net, reference, num_samples=suite.curve_samples)
-            cache[key] = {"fd": scores["fd"], "step": info.global_step}
+            scores, _ = sample_and_score(module, suite, setting, [metric], reference, num_samples=suite.curve_samples)
+            cache[key] = {"score": scores[metric.name], "step": info.global_step}
             cache_file.write_text(json.dumps(cache, indent=1))
             log(f"[{entry.name} seed {seed}] step {info.global_step}, {setting.label}, {suite.curve_samples} samples: "
-                f"FD {scores['fd']:.3f}")
+                f"{metric.label} {scores[metric.name]:.3f}")
         points.append(CurvePoint(entry.name, seed, start.steps + info.global_step, start.images_seen + info.images_seen,
                                  start.seconds + info.train_seconds, start.flops + flops_per_image * info.images_seen,
-                                 cache[key]["fd"], suite.curve_samples, setting.label))
+                                 cache[key]["score"], suite.curve_samples, setting.label, metric.name))
     return points
 
 

@@ -1,7 +1,8 @@
 """The EMA-length sweep of a comparison (issue 12 item 6; Karras et al. 2024, EDM2 sec. 3): each run's EMA
 reconstructed post hoc from its snapshots (training.posthoc_ema) at every sigma_rel of `evaluation.ema_sweep`,
 scored at the objective's default setting (curve.default_setting) with the final table's sample count. Runs
-without snapshots are skipped and said so. Scores are cached in RUN/ema_sweep.json by checkpoint content."""
+without snapshots are skipped and said so. Scores (of the suite's first metric) are cached in RUN/ema_sweep.json
+by checkpoint content and metric fingerprint."""
 from __future__ import annotations
 
 import json
@@ -20,7 +21,7 @@ class SweepPoint:
     seed: int
     sigma_rel: float
     setting: str
-    fd: float
+    score: float  # the value of the suite's first metric
     residual: float  # relative L2 error of the reconstructed profile (0: exact, EDM2 App. C.2)
 
 
@@ -30,7 +31,7 @@ def snapshot_callback(every_n_steps: int) -> dict:
             "init_args": {"sigma_rels": [0.05, 0.10], "every_n_steps": int(every_n_steps)}}
 
 
-def sweep_run(suite: Suite, entry: ObjectiveEntry, seed: int, feature_net, reference, log=print) -> list[SweepPoint]:
+def sweep_run(suite: Suite, entry: ObjectiveEntry, seed: int, metric, reference, log=print) -> list[SweepPoint]:
     from lit_diffusion.compare.score import DEVICE, sample_and_score
     from lit_diffusion.training.loading import load_module
     from lit_diffusion.training.posthoc_ema import load_posthoc_ema
@@ -46,14 +47,16 @@ def sweep_run(suite: Suite, entry: ObjectiveEntry, seed: int, feature_net, refer
     cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
     setting, points = default_setting(entry), []
     for sigma_rel in suite.ema_sweep:
-        key = f"{identity}/{sigma_rel:g}/{setting.label}/{suite.num_samples}"
+        key = f"{identity}/{sigma_rel:g}/{setting.label}/{suite.num_samples}/{metric.fingerprint}"
         if key not in cache:
             module = load_module(run.last_checkpoint)
             info = load_posthoc_ema(module, run.root, sigma_rel=sigma_rel)
-            scores, _ = sample_and_score(module.to(DEVICE), suite, setting, feature_net, reference)
-            cache[key] = {"fd": scores["fd"], "residual": float(getattr(info, "relative_residual", float("nan")))}
+            scores, _ = sample_and_score(module.to(DEVICE), suite, setting, [metric], reference)
+            cache[key] = {"score": scores[metric.name],
+                          "residual": float(getattr(info, "relative_residual", float("nan")))}
             cache_file.write_text(json.dumps(cache, indent=1))
-            log(f"[{entry.name} seed {seed}] post-hoc EMA sigma_rel {sigma_rel:g}, {setting.label}: FD {scores['fd']:.3f}")
-        points.append(SweepPoint(entry.name, seed, float(sigma_rel), setting.label, cache[key]["fd"],
+            log(f"[{entry.name} seed {seed}] post-hoc EMA sigma_rel {sigma_rel:g}, {setting.label}: "
+                f"{metric.label} {scores[metric.name]:.3f}")
+        points.append(SweepPoint(entry.name, seed, float(sigma_rel), setting.label, cache[key]["score"],
                                  cache[key]["residual"]))
     return points

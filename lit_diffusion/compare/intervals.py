@@ -1,24 +1,10 @@
-"""Uncertainty of a comparison's FD: the bootstrap interval over the generated samples of one score
-(evaluation.bootstrap), the interval of a table row over its seeds, and the winner-or-tie rule per NFE."""
+"""Uncertainty of a comparison's primary metric: the level and seed of the bootstrap interval over the generated
+samples of one score (the metric's own `interval`, e.g. evaluation.sample_metrics.FrechetDistance), the interval
+of a table row over its seeds, and the winner-or-tie rule per NFE."""
 from __future__ import annotations
-
-import torch
 
 LEVEL = 0.95  # the intervals' confidence level
 BOOTSTRAP_SEED = 0  # resampling is seeded: the same samples give the same interval
-
-
-def fd_interval(x: torch.Tensor, feature_net, reference: dict, replicates: int) -> dict:
-    """{"fd_low", "fd_high", "fd_level", "fd_replicates"}: the percentile bootstrap interval of FD, the generated
-    features resampled with replacement `replicates` times against the fixed reference statistics."""
-    from lit_diffusion.evaluation.bootstrap import bootstrap_fd
-    from lit_diffusion.evaluation.metrics import extract
-
-    features = extract(feature_net, x)[0].double()
-    iv = bootstrap_fd(features, reference["mu"], reference["sigma"], replicates=replicates, level=LEVEL,
-                      seed=BOOTSTRAP_SEED)
-    return {"fd_low": float(iv.low), "fd_high": float(iv.high), "fd_level": float(iv.level),
-            "fd_replicates": int(iv.replicates)}
 
 
 def row_interval(intervals: list[tuple[float, float] | None]) -> tuple[float, float] | None:

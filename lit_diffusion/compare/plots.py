@@ -31,21 +31,25 @@ def quality_vs_nfe(summary: Summary, samplers: dict[str, list[str]], title: str,
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, (name, keys) in enumerate(samplers.items()):
         for j, key in enumerate(keys):
-            pts = sorted((r.nfe, r.mean_fd) for r in summary.rows if r.objective == name and r.setting.sampler_key == key)
+            pts = sorted((r.nfe, r.mean_score) for r in summary.rows if r.objective == name and r.setting.sampler_key == key)
             marker, line = LINE_STYLES[j % len(LINE_STYLES)]
             ax.plot(*zip(*pts), marker=marker, linestyle=line, color=f"C{i}", label=f"{name} / {key}")
-    untrained = [r.fd for rows in summary.untrained.values() for r in rows]
+    untrained = [r.score for rows in summary.untrained.values() for r in rows]
     ax.axhspan(min(untrained) * 0.97, max(untrained) * 1.03, color="0.8", label="untrained networks")
     nfes = sorted({r.nfe for r in summary.rows})
     ax.set(xscale="log", yscale="log", xlabel="NFE (network evaluations per sample)",
-           ylabel="Fréchet distance (lower is better)", title=f"{title}: quality vs NFE")
+           ylabel=_axis_label(summary.primary), title=f"{title}: quality vs NFE")
     ax.set_xticks(nfes, [str(n) for n in nfes])
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     _save(fig, path)
 
 
-def quality_vs_compute(points, x: str, path: Path) -> None:
-    """FD along training against `x` ("flops": training FLOPs, "seconds": wall time in fit), one line per
+def _axis_label(metric) -> str:
+    return f"{metric.label} ({'lower' if metric.lower_is_better else 'higher'} is better)"
+
+
+def quality_vs_compute(points, x: str, path: Path, metric) -> None:
+    """`metric` (a MetricColumn, the suite's first) along training against `x` ("flops": training FLOPs, "seconds": wall time in fit), one line per
     objective (mean over seeds at each checkpoint step)."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, name in enumerate(dict.fromkeys(p.objective for p in points)):
@@ -53,11 +57,11 @@ def quality_vs_compute(points, x: str, path: Path) -> None:
         for p in points:
             if p.objective == name:
                 steps.setdefault(p.step, []).append(p)
-        pts = sorted((statistics.fmean(getattr(q, x) for q in ps), statistics.fmean(q.fd for q in ps))
+        pts = sorted((statistics.fmean(getattr(q, x) for q in ps), statistics.fmean(q.score for q in ps))
                      for ps in steps.values())
         ax.plot(*zip(*pts), marker="o", color=f"C{i}", label=f"{name} ({points[0].num_samples} samples)")
     label = {"flops": "training FLOPs", "seconds": "wall time in fit (s)"}[x]
-    ax.set(xlabel=label, ylabel="Fréchet distance (lower is better)", yscale="log",
+    ax.set(xlabel=label, ylabel=_axis_label(metric), yscale="log",
            title=f"Quality vs {'compute' if x == 'flops' else 'wall time'}")
     ax.legend(fontsize=7)
     _save(fig, path)

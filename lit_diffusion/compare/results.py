@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+from lit_diffusion.evaluation.metric import COMPANIONS
+from lit_diffusion.evaluation.metric_registry import PRIMARY
 from lit_diffusion.runs import CheckpointRecord, RunDirectory
 
 
@@ -33,24 +35,63 @@ class Setting:
 
 
 @dataclass(frozen=True)
+class MetricColumn:
+    """A metric as the table shows it: its key, label, direction and fingerprint (evaluation.metric.Metric)."""
+
+    name: str
+    label: str
+    lower_is_better: bool = True
+    fingerprint: str = ""
+
+    @classmethod
+    def of(cls, metric) -> "MetricColumn":
+        return cls(metric.name, metric.label, metric.lower_is_better, metric.fingerprint)
+
+    @property
+    def arrow(self) -> str:
+        return "↓" if self.lower_is_better else "↑"
+
+
+@dataclass(frozen=True)
 class ScoreRow:
     objective: str
     seed: int
     setting: Setting
     untrained: bool  # the same model freshly initialised from the seed: the baseline
-    metrics: dict  # fd, kid, class_accuracy (conditional models), ...
+    metrics: dict  # metric name -> value, with companions NAME_std, NAME_low, NAME_high, ... (MetricValue.flat)
     nfe_used: int  # the sampler's exact network evaluations per sample (may differ from the asked NFE)
     protocol: dict = field(default_factory=dict, compare=False)  # the score's protocol card (compare/card.py)
+    primary: str = PRIMARY  # the metric that ranks rows (the suite's first)
 
     @property
-    def fd(self) -> float:
-        return self.metrics["fd"]
+    def score(self) -> float:
+        """The primary metric's value."""
+        return self.metrics[self.primary]
 
     @property
     def interval(self) -> tuple[float, float] | None:
-        """The bootstrap interval of FD over the generated samples, when computed."""
-        low, high = self.metrics.get("fd_low"), self.metrics.get("fd_high")
+        """The bootstrap interval of the primary metric over the generated samples, when computed."""
+        low, high = self.metrics.get(f"{self.primary}_low"), self.metrics.get(f"{self.primary}_high")
         return None if low is None or high is None else (low, high)
+
+    def metric_names(self) -> list[str]:
+        """The metrics of this row (their companions left out), in stored order."""
+        companions = {f"{name}_{c}" for name in self.metrics for c in COMPANIONS}
+        return [k for k in self.metrics if k not in companions]
+
+
+@dataclass(frozen=True)
+class ScoreTable:
+    """Every score of a comparison: objective x seed x setting (trained, or the untrained baseline) x metric."""
+
+    rows: list[ScoreRow]
+    columns: list[MetricColumn]  # the suite's metrics, the primary first
+
+    def value(self, objective: str, seed: int, setting: Setting, metric: str, untrained: bool = False):
+        for row in self.rows:
+            if (row.objective, row.seed, row.setting, row.untrained) == (objective, seed, setting, untrained):
+                return row.metrics.get(metric)
+        return None
 
 
 @dataclass(frozen=True)

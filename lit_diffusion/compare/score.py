@@ -1,7 +1,9 @@
-"""Scoring a comparison's runs: each trained model at its samplers x NFEs, and its untrained twin at the
-trained model's best setting, all from one shared noise bank. Scores are cached in RUN/eval.json per
-(setting, number of samples), each entry marked with the checkpoint it was computed from: a run trained further
-(a raised budget) is scored again instead of reporting the old model's numbers; the first 64 samples of each go to RUN/samples/ for the report's grids."""
+"""Scoring a comparison's runs with the suite's metrics (evaluation.metric): each trained model at its samplers x
+NFEs, and its untrained twin at the trained model's best setting, all from one shared noise bank. Scores are
+cached in RUN/eval.json per (setting, number of samples), each entry marked with the checkpoint it was computed
+from (a run trained further, e.g. a raised budget, is scored again instead of reporting the old model's numbers)
+and each value with its metric's fingerprint (a new metric is computed alone; the others are kept); the first 64
+samples of each go to RUN/samples/ for the report's grids."""
 from __future__ import annotations
 
 import functools
@@ -10,9 +12,11 @@ import json
 import torch
 
 from lit_diffusion.compare.card import protocol_card
+from lit_diffusion.compare.intervals import BOOTSTRAP_SEED, LEVEL
 from lit_diffusion.compare.noise_bank import NoiseBank
 from lit_diffusion.compare.results import ScoreRow, Setting
 from lit_diffusion.compare.suite import ObjectiveEntry, Suite
+from lit_diffusion.evaluation.metric import MetricValue, Reference, Samples
 from lit_diffusion.generation.latents import LatentCodec, to_images
 from lit_diffusion.runs import RunDirectory, read_record
 
@@ -22,10 +26,12 @@ GRID_SAMPLES = 64  # samples kept per setting for the report's grids
 
 
 CHECKPOINT_KEY = "checkpoint"  # in each cache entry: the identity of the checkpoint that was scored
+FINGERPRINTS_KEY = "fingerprints"  # in each cache entry: metric name -> the fingerprint its value was computed with
 
 
 class ScoreCache:
-    """RUN/eval.json: {"[untrained/]SAMPLER@NFE/NUM_SAMPLES": metrics, the NFE used and the checkpoint}."""
+    """RUN/eval.json: {"[untrained/]SAMPLER@NFE/NUM_SAMPLES": metric values, their fingerprints, the NFE used,
+    the protocol card and the checkpoint}."""
 
     def __init__(self, run: RunDirectory, num_samples: int, checkpoint: str | None = None):
         self.run, self.num_samples = run, num_samples
@@ -53,13 +59,24 @@ def _checkpoint_identity(run: RunDirectory) -> str | None:
     return read_record(run.last_checkpoint).identity if run.last_checkpoint.is_file() else None
 
 
-def sample_and_score(module, suite: Suite, setting: Setting, feature_net, reference, num_samples: int | None = None,
-                     bootstrap: int = 0) -> tuple[dict, torch.Tensor]:
-    """Metrics (and "nfe": the NFE the sampler used) of `num_samples` (default the suite's) samples of the
-    module's EMA network from the shared noise bank, and the samples. With `bootstrap` replicates, also the
-    bootstrap interval of FD over the generated samples ("fd_low", "fd_high", "fd_level")."""
-    from lit_diffusion.evaluation.metrics import evaluate_samples
+def score_samples(samples: Samples, metrics: list, reference: Reference, bootstrap: int = 0) -> dict:
+    """The flat values of `metrics` (MetricValue.flat) and, under FINGERPRINTS_KEY, the fingerprint of each; with
+    `bootstrap` replicates, the first metric also gets its bootstrap interval (where it has one)."""
+    values, fingerprints = {}, {}
+    for i, metric in enumerate(metrics):
+        if i == 0 and bootstrap and hasattr(metric, "interval"):
+            value = metric.interval(samples, reference, replicates=bootstrap, level=LEVEL, seed=BOOTSTRAP_SEED)
+        else:
+            value = metric.compute(samples, reference)
+        fingerprints[metric.name] = metric.fingerprint
+        values |= value.flat(metric.name) if value is not None else {}
+    return values | {FINGERPRINTS_KEY: fingerprints}
 
+
+def sample_and_score(module, suite: Suite, setting: Setting, metrics: list, reference: Reference,
+                     num_samples: int | None = None, bootstrap: int = 0) -> tuple[dict, torch.Tensor]:
+    """The `metrics` (score_samples; and "nfe": the NFE the sampler used) of `num_samples` (default the suite's)
+    samples of the module's EMA network from the shared noise bank, and the samples."""
     classes = module.sample_classes
     bank = NoiseBank(module.sample_shape, num_samples or suite.num_samples, seed=BANK_SEED, num_classes=classes)
     samples, labels, used = [], [], setting.nfe
@@ -67,42 +84,61 @@ def sample_and_score(module, suite: Suite, setting: Setting, feature_net, refere
     codec = LatentCodec(module.latent) if getattr(module, "latent", None) else None  # latent models: decode
     for batch in bank.generate(module.objective, module.ema.shadow, suite.batch_size, device,
                                sampler=setting.sampler, nfe=setting.nfe, grid=setting.grid, **module.sample_options):
-        samples.append(to_images(batch.x0, getattr(module, "latent", None), codec).clamp(-1, 1).cpu())  # FD on pixels
+        samples.append(to_images(batch.x0, getattr(module, "latent", None), codec).clamp(-1, 1).cpu())  # scored on pixels
         labels.append(batch.labels)
         used = batch.nfe
     x = torch.cat(samples)
-    metrics = evaluate_samples(x, feature_net, reference, labels=torch.cat(labels) if classes else None)
-    metrics = {k: None if v is None else float(v) for k, v in metrics.items()}
-    if bootstrap:
-        from lit_diffusion.compare.intervals import fd_interval
-
-        metrics |= fd_interval(x, feature_net, reference, bootstrap)
-    return metrics | {"nfe": used}, x
+    scored = Samples(x, torch.cat(labels).cpu().to(torch.int64) if classes else None)
+    return score_samples(scored, metrics, reference, bootstrap) | {"nfe": used}, x
 
 
-def score_run(suite: Suite, entry: ObjectiveEntry, seed: int, feature_net, reference, log=print) -> list[ScoreRow]:
-    """One row per sampler x NFE of the entry, then the untrained row at the trained model's best setting."""
+def stale_metrics(entry: dict, metrics: list, bootstrap: int) -> list:
+    """The metrics whose cached value is missing or of another fingerprint (entries written before fingerprints
+    existed have none: every metric is scored again), and the first metric when its interval is asked but
+    missing. A metric that does not apply (IS without a classifier head) is cached as its fingerprint alone."""
+    known = entry.get(FINGERPRINTS_KEY, {})
+    stale = [m for m in metrics if known.get(m.name) != m.fingerprint]
+    first = metrics[0]
+    if bootstrap and first not in stale and hasattr(first, "interval") and f"{first.name}_low" not in entry:
+        stale.insert(0, first)
+    return stale
+
+
+def _kept(entry: dict, metrics: list) -> dict:
+    """The entry's values of `metrics`, in their order."""
+    return {k: entry[k] for m in metrics for k in MetricValue.keys(m.name) if k in entry}
+
+
+def score_run(suite: Suite, entry: ObjectiveEntry, seed: int, metrics: list, reference: Reference,
+              log=print) -> list[ScoreRow]:
+    """One row per sampler x NFE of the entry, then the untrained row at the trained model's best setting (by the
+    first metric). Only the metrics whose cached value is stale are computed."""
     from lit_diffusion.training.loading import load_module
 
     run = suite.run(entry.name, seed)
     cache = ScoreCache(run, suite.num_samples)
+    primary = metrics[0]
 
     def score(setting: Setting, untrained: bool, make_module) -> ScoreRow:
-        scores = cache.get(setting, untrained)
-        # entries written before intervals and protocol cards existed are scored again
+        scores = cache.get(setting, untrained) or {}
         bootstrap = 0 if untrained else suite.bootstrap  # the untrained baseline never competes for a winner
-        if scores is None or "protocol" not in scores or (bootstrap and "fd_low" not in scores):
+        stale = stale_metrics(scores, metrics, bootstrap)
+        if stale or "protocol" not in scores:
             module = make_module()
-            scores, x = sample_and_score(module, suite, setting, feature_net, reference, bootstrap=bootstrap)
-            scores["protocol"] = protocol_card(suite, feature_net, reference, setting, module, suite.num_samples,
-                                               untrained)
+            fresh, x = sample_and_score(module, suite, setting, stale, reference,
+                                        bootstrap=bootstrap if stale and stale[0] is primary else 0)
+            valid = [m for m in metrics if m not in stale]
+            fingerprints = {m.name: m.fingerprint for m in valid} | fresh.pop(FINGERPRINTS_KEY)
+            scores = _kept(scores, valid) | _kept(fresh, stale) | {"nfe": fresh["nfe"], FINGERPRINTS_KEY: fingerprints}
+            scores["protocol"] = protocol_card(suite, metrics, reference, setting, module, suite.num_samples, untrained)
             cache.put(setting, untrained, scores, x)
-            log(f"[{entry.name} seed {seed}] {cache.name(setting, untrained)}: FD {scores['fd']:.3f}")
-        metrics = {k: v for k, v in scores.items() if k not in ("nfe", CHECKPOINT_KEY, "protocol")}
-        return ScoreRow(entry.name, seed, setting, untrained, metrics, int(scores["nfe"]), scores["protocol"])
+            log(f"[{entry.name} seed {seed}] {cache.name(setting, untrained)}: {primary.label} "
+                f"{scores[primary.name]:.3f}")
+        return ScoreRow(entry.name, seed, setting, untrained, _kept(scores, metrics), int(scores["nfe"]),
+                        scores["protocol"], primary.name)
 
     trained = functools.cache(lambda: load_module(run.last_checkpoint).to(DEVICE))  # loaded once, only if needed
     rows = [score(Setting.from_suite(key, nfe), False, trained) for key, nfes in entry.samplers.items() for nfe in nfes]
-    best = min(rows, key=lambda row: row.fd)
+    best = min(rows, key=lambda row: row.score if primary.lower_is_better else -row.score)
     untrained = lambda: load_module(run.last_checkpoint, untrained_seed=seed).to(DEVICE)  # noqa: E731
     return rows + [score(best.setting, True, untrained)]

@@ -1,21 +1,30 @@
 """The comparison suite: which objectives (each with its samplers and NFE lists) to train on one shared
-backbone, dataset, seed set and budget. Read from YAML and checked before anything runs."""
+backbone, dataset, seed set and budget. These typed dataclasses are the schema of a suite YAML: jsonargparse
+parses it as it parses `fit` configs (compare/schema.py), and each section checks itself in __post_init__
+before anything runs. A suite is frozen: what is learnt later (each objective's image budget under a FLOP
+budget) makes a new suite (compare/compute.py resolve_budgets)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
 
+from lit_diffusion.compare.schema import SchemaError, parse_as
 from lit_diffusion.launch.options import JobOptions
 from lit_diffusion.runs import RunDirectory
 from lit_diffusion.samplers import SAMPLERS
 from lit_diffusion.samplers.grids import GRIDS
 
-KNOWN_KEYS = {"name", "out", "base_config", "shards", "build", "objectives", "overrides", "budget", "seeds",
-              "evaluation", "launcher", "slurm"}
-
-ENTRY_KEYS = {"name", "config", "samplers", "overrides", "tune_from"}
+DEFAULT_MAX_IMAGES = 64_000  # images per run when the suite gives neither budget.max_images nor budget.max_flops
+NOT_IN_FILE = ("source", "objective_images")  # fields of a Suite that are not keys of its file
+UNKNOWN_KEYS_OF = {"slurm": "slurm options"}  # what the keys of a section are called in an unknown-key error
+FORMS = {  # how these keys are written, for an error about their type (the rest are described by their type)
+    "seeds": "a list of integers, e.g. [0, 1, 2]",
+    "budget.max_flops": "a number, e.g. 2.0e13",
+    "tune_from": "{objective: NAME, images: N} (an earlier entry and the images its checkpoint may have seen)",
+    "overrides": 'a list of strings (quote numbers: "0")',
+}
 
 
 class SuiteError(ValueError):
@@ -33,13 +42,20 @@ class TuneFrom:
     images: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class ObjectiveEntry:
-    name: str  # a label for the report, e.g. "ddpm"
-    config: str  # an objective YAML composed on top of the base config
-    samplers: dict[str, list[int]]  # "sampler" or "sampler:grid" (e.g. "heun:uniform") -> NFEs to evaluate
-    overrides: list[str] = field(default_factory=list)  # extra CLI overrides for this objective
-    tune_from: TuneFrom | None = None  # start from another entry's checkpoint (consistency tuning)
+    """One entry of `objectives:`."""
+
+    name: str
+    """a label for the report, e.g. ddpm"""
+    config: str
+    """an objective YAML composed on top of the base config (relative to the suite file)"""
+    samplers: dict[str, list[int]]
+    """"sampler" or "sampler:grid" (e.g. "heun:uniform") -> the NFEs to evaluate"""
+    overrides: list[str] = field(default_factory=list)
+    """extra `fit` command-line overrides for this objective"""
+    tune_from: TuneFrom | None = None
+    """start from another entry's checkpoint (consistency tuning)"""
 
     def __post_init__(self):
         for key, nfes in self.samplers.items():
@@ -52,31 +68,115 @@ class ObjectiveEntry:
                 raise SuiteError(f"samplers.{key} must be a list of NFEs >= 1, got {nfes!r}")
 
 
-@dataclass
-class Suite:
-    name: str
-    out: str
-    base_config: str
-    shards: str
-    objectives: list[ObjectiveEntry]
-    build: list[str] | None = None  # `lit-diffusion data build` arguments when the shards are missing
-    overrides: list[str] = field(default_factory=list)
-    max_images: int = 64_000  # images per run (under a FLOP budget: each objective's, in objective_images)
-    max_flops: float | None = None  # training FLOPs per run (all ranks), turned into images per objective
-    max_time: str | None = None  # Lightning's "DD:HH:MM:SS" wall-clock limit per run
-    max_time_seconds: float = 0.0  # the same in seconds (0: none)
-    seeds: list[int] = field(default_factory=lambda: [0])
+@dataclass(frozen=True)
+class SuiteBudget:
+    """The `budget:` section: what each run may spend. Images or FLOPs, and a wall-clock limit with either."""
+
+    max_images: int | None = None
+    """images per run (64,000 when neither this nor max_flops is given)"""
+    max_flops: float | None = None
+    """training FLOPs per run (all ranks), turned into images per objective from its measured step cost"""
+    max_time: str | None = None
+    """Lightning's "DD:HH:MM:SS" wall-clock limit per run"""
+
+    def __post_init__(self):
+        if self.max_images is not None and self.max_flops is not None:
+            raise SuiteError("give budget.max_images or budget.max_flops, not both (max_time may go with either)")
+        if self.max_flops is not None and (isinstance(self.max_flops, bool) or not isinstance(self.max_flops, (int, float))
+                                           or not self.max_flops > 0):
+            raise SuiteError(f"budget.max_flops must be a positive number (e.g. 2.0e13), got {self.max_flops!r}")
+        if self.images < 1:
+            raise SuiteError(f"need budget.max_images >= 1, got {self.images}")
+        if self.max_time is not None:
+            _seconds(self.max_time)  # its format is checked here, before anything runs
+
+    @property
+    def images(self) -> int:
+        """The image budget of every run (under a FLOP budget, a placeholder: each objective gets its own)."""
+        return DEFAULT_MAX_IMAGES if self.max_images is None else self.max_images
+
+    @property
+    def max_time_seconds(self) -> float:
+        """max_time in seconds (0: none)."""
+        return _seconds(self.max_time) if self.max_time else 0.0
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The `evaluation:` section: how every run is scored."""
+
     num_samples: int = 1000
+    """samples per setting (objective x sampler x NFE) of the final table"""
     batch_size: int = 250
-    launcher: str = "local"  # "slurm": the trainings run as one SLURM job array, evaluation runs here
-    slurm: JobOptions = field(default_factory=JobOptions)  # resources of each array task
-    max_parallel: int | None = None  # at most this many array tasks at once
-    curve_points: int = 3  # quality vs compute: checkpoints scored along each run (0: none)
-    curve_samples: int = 200  # samples per quality-vs-compute point (cheaper than num_samples, and said so)
-    bootstrap: int = 200  # bootstrap resamples of the FD interval (0: none)
-    ema_sweep: list[float] = field(default_factory=list)  # post-hoc EMA sigma_rel values scored (needs snapshots)
-    source: str = ""  # the file it was read from
-    objective_images: dict[str, int] = field(default_factory=dict)  # set from measured FLOPs under max_flops
+    """samples generated per batch"""
+    curve_points: int = 3
+    """quality vs compute: checkpoints scored along each run (0: none)"""
+    curve_samples: int = 200
+    """samples per quality-vs-compute point (cheaper than num_samples, and said so)"""
+    bootstrap: int = 200
+    """bootstrap resamples of each score's interval (0: none)"""
+    ema_sweep: list[float] = field(default_factory=list)
+    """post-hoc EMA sigma_rel values scored (the runs store snapshots for them)"""
+    metrics: list[str] | None = None
+    """the metrics reported side by side (None: the default set)"""
+
+    def __post_init__(self):
+        if self.num_samples < 2 or self.batch_size < 1:
+            raise SuiteError(f"need evaluation.num_samples >= 2 and evaluation.batch_size >= 1, got "
+                             f"{self.num_samples} and {self.batch_size}")
+        if self.curve_points < 0 or self.curve_samples < 2 or self.bootstrap < 0:
+            raise SuiteError("need evaluation.curve_points >= 0, evaluation.curve_samples >= 2 and "
+                             "evaluation.bootstrap >= 0")
+        if not all(isinstance(s, (int, float)) and 0 < s < 1 for s in self.ema_sweep):
+            raise SuiteError(f"evaluation.ema_sweep must be a list of sigma_rel values in (0, 1), got {self.ema_sweep!r}")
+
+
+@dataclass
+class SuiteSlurm(JobOptions):
+    """The `slurm:` section: the resources of each array task (the options of `lit-diffusion slurm submit`;
+    job_name defaults to compare-NAME) and how many tasks run at once."""
+
+    max_parallel: int | None = None
+    """at most this many array tasks at once"""
+
+    def __post_init__(self):
+        if self.max_parallel is not None and self.max_parallel < 1:
+            raise SuiteError(f"slurm.max_parallel must be an integer >= 1, got {self.max_parallel!r}")
+        try:
+            super().__post_init__()
+        except ValueError as error:
+            raise SuiteError(f"slurm: {error}") from None
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A comparison suite: the sections of its YAML, the file it was read from, and (once resolved) each
+    objective's image budget."""
+
+    name: str
+    """the suite's name (its SLURM jobs and W&B group are compare-NAME)"""
+    out: str
+    """the folder of its runs, scores and report"""
+    base_config: str
+    """the `fit` YAML every objective shares (backbone, data, trainer; relative to the suite file)"""
+    shards: str
+    """the training shards"""
+    objectives: list[ObjectiveEntry]
+    build: list[str] | None = None
+    """`lit-diffusion data build` arguments that write the shards when they are missing"""
+    overrides: list[str] = field(default_factory=list)
+    """`fit` command-line overrides of every run"""
+    budget: SuiteBudget = field(default_factory=SuiteBudget)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    """training seeds: every objective trains once per seed"""
+    evaluation: Evaluation = field(default_factory=Evaluation)
+    launcher: str = "local"
+    """local, or slurm: the trainings run as one SLURM job array, evaluation runs here"""
+    slurm: SuiteSlurm = field(default_factory=SuiteSlurm)
+    source: str = ""
+    """the file it was read from (not a key of the file)"""
+    objective_images: dict[str, int] = field(default_factory=dict)
+    """each objective's image budget under budget.max_flops (set by resolve_budgets; not a key of the file)"""
 
     def __post_init__(self):
         names = [o.name for o in self.objectives]
@@ -84,22 +184,11 @@ class Suite:
             raise SuiteError(f"objective names must be unique, got {names}")
         if self.launcher not in ("local", "slurm"):
             raise SuiteError(f"launcher must be 'local' or 'slurm', got {self.launcher!r}")
-        if self.max_time is not None:
-            self.max_time = str(self.max_time)
-            self.max_time_seconds = _seconds(self.max_time)
+        if not self.seeds:
+            raise SuiteError("need at least one seed")
         for i, entry in enumerate(self.objectives):
             if entry.tune_from is not None:
                 self._check_tune_from(entry, names[:i])
-        if self.max_images < 1 or self.num_samples < 2 or not self.seeds:
-            raise SuiteError("need budget.max_images >= 1, evaluation.num_samples >= 2 and at least one seed")
-        if self.max_flops is not None and (isinstance(self.max_flops, bool) or not isinstance(self.max_flops, (int, float))
-                                           or not self.max_flops > 0):
-            raise SuiteError(f"budget.max_flops must be a positive number (e.g. 2.0e13), got {self.max_flops!r}")
-        if self.curve_points < 0 or self.curve_samples < 2 or self.bootstrap < 0:
-            raise SuiteError("need evaluation.curve_points >= 0, evaluation.curve_samples >= 2 and "
-                             "evaluation.bootstrap >= 0")
-        if not all(isinstance(s, (int, float)) and 0 < s < 1 for s in self.ema_sweep):
-            raise SuiteError(f"evaluation.ema_sweep must be a list of sigma_rel values in (0, 1), got {self.ema_sweep!r}")
 
     def _check_tune_from(self, entry: ObjectiveEntry, earlier: list[str]) -> None:
         source = entry.tune_from
@@ -112,6 +201,20 @@ class Suite:
         if self.max_flops is not None:
             raise SuiteError(f"objectives {entry.name!r}: tune_from needs budget.max_images (pre-training and tuning "
                              "share one image budget); a FLOP budget is not supported with it yet")
+
+    # the flat, read-only view the rest of compare/ reads
+    max_images = property(lambda self: self.budget.images, doc="images per run (see max_images_for)")
+    max_flops = property(lambda self: self.budget.max_flops)
+    max_time = property(lambda self: self.budget.max_time)
+    max_time_seconds = property(lambda self: self.budget.max_time_seconds)
+    num_samples = property(lambda self: self.evaluation.num_samples)
+    batch_size = property(lambda self: self.evaluation.batch_size)
+    curve_points = property(lambda self: self.evaluation.curve_points)
+    curve_samples = property(lambda self: self.evaluation.curve_samples)
+    bootstrap = property(lambda self: self.evaluation.bootstrap)
+    ema_sweep = property(lambda self: self.evaluation.ema_sweep)
+    metrics = property(lambda self: self.evaluation.metrics)
+    max_parallel = property(lambda self: self.slurm.max_parallel)
 
     def max_images_for(self, objective: str) -> int:
         """The image budget of this objective's runs: the suite's, or under a FLOP budget its own."""
@@ -134,11 +237,27 @@ class Suite:
 
 
 def _seconds(max_time: str) -> float:
-    parts = max_time.split(":")
+    parts = str(max_time).split(":")
     if len(parts) != 4 or not all(p.isdigit() for p in parts):
         raise SuiteError(f"budget.max_time must be 'DD:HH:MM:SS' (Lightning's format), got {max_time!r}")
     days, hours, minutes, seconds = (int(p) for p in parts)
     return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
+
+
+def load_suite(path: str | Path) -> Suite:
+    """The suite of a YAML file, parsed and checked; every error is one SuiteError naming the file and the key."""
+    path = Path(path)
+    try:
+        raw = _read(path)
+        if isinstance(raw.get("objectives"), list):  # each entry alone first, so that an error names its index
+            for i, entry in enumerate(raw["objectives"]):
+                _objective(i, entry)
+        suite = parse_as(Suite, _with_job_name(raw), FORMS, UNKNOWN_KEYS_OF, skip=NOT_IN_FILE)
+    except (SchemaError, SuiteError) as error:
+        raise SuiteError(f"{path}: {error}") from None
+    resolve = lambda p: str(p if Path(p).is_absolute() or Path(p).exists() else (path.parent / p))  # noqa: E731
+    return replace(suite, base_config=resolve(suite.base_config), source=str(path),
+                   objectives=[replace(o, config=resolve(o.config)) for o in suite.objectives])
 
 
 def _read(path: Path) -> dict:
@@ -150,110 +269,19 @@ def _read(path: Path) -> dict:
         raise SuiteError(f"not valid YAML: {error}") from None
     if not isinstance(raw, dict):
         raise SuiteError("the suite must be a mapping")
-    unknown = sorted(set(raw) - KNOWN_KEYS)
-    if unknown:
-        raise SuiteError(f"unknown keys {unknown}; known: {sorted(KNOWN_KEYS)}")
     return raw
 
 
-def _need(raw: dict, key: str, kind: type):
-    if key not in raw:
-        raise SuiteError(f"missing key {key!r}")
-    if not isinstance(raw[key], kind):
-        raise SuiteError(f"{key!r} must be {kind.__name__}, got {type(raw[key]).__name__}")
-    return raw[key]
-
-
-def _objective(i: int, entry, resolve) -> ObjectiveEntry:
+def _objective(i: int, entry) -> ObjectiveEntry:
     try:
-        if not isinstance(entry, dict) or not {"name", "config", "samplers"} <= set(entry):
-            raise SuiteError("needs 'name', 'config' and 'samplers'")
-        unknown = sorted(set(entry) - ENTRY_KEYS)
-        if unknown:
-            raise SuiteError(f"unknown keys {unknown}; known: {sorted(ENTRY_KEYS)}")
-        return ObjectiveEntry(entry["name"], resolve(entry["config"]), dict(entry["samplers"]),
-                              list(entry.get("overrides", [])), _tune_from(entry.get("tune_from")))
-    except SuiteError as error:
+        return parse_as(ObjectiveEntry, entry, FORMS)
+    except (SchemaError, SuiteError) as error:
         raise SuiteError(f"objectives[{i}]: {error}") from None
 
 
-def _tune_from(raw) -> TuneFrom | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, dict) or set(raw) != {"objective", "images"} or not isinstance(raw["objective"], str) \
-            or isinstance(raw["images"], bool) or not isinstance(raw["images"], int):
-        raise SuiteError(f"tune_from must be {{objective: NAME, images: N}} (an earlier entry and the images its "
-                         f"checkpoint may have seen), got {raw!r}")
-    return TuneFrom(raw["objective"], raw["images"])
-
-
-def load_suite(path: str | Path) -> Suite:
-    path = Path(path)
-    try:
-        return _suite(path, _read(path))
-    except SuiteError as error:  # every message names the file first
-        raise SuiteError(f"{path}: {error}") from None
-
-
-def _suite(path: Path, raw: dict) -> Suite:
-    resolve = lambda p: str(p if Path(p).is_absolute() or Path(p).exists() else (path.parent / p))  # noqa: E731
-    objectives = [_objective(i, entry, resolve) for i, entry in enumerate(_need(raw, "objectives", list))]
-    name, out, base_config, shards = (_need(raw, key, str) for key in ("name", "out", "base_config", "shards"))
-    budget, evaluation = raw.get("budget", {}) or {}, raw.get("evaluation", {}) or {}
-    unknown = sorted(set(budget) - {"max_images", "max_flops", "max_time"})
-    if unknown:
-        raise SuiteError(f"unknown budget keys {unknown}; known: ['max_flops', 'max_images', 'max_time']")
-    if "max_flops" in budget and "max_images" in budget:
-        raise SuiteError("give budget.max_images or budget.max_flops, not both (max_time may go with either)")
-    max_flops = budget.get("max_flops")
-    if isinstance(max_flops, str):  # YAML reads 2e13 (no dot) as a string
-        try:
-            max_flops = float(max_flops)
-        except ValueError:
-            raise SuiteError(f"budget.max_flops must be a number, e.g. 2.0e13, got {max_flops!r}") from None
-    slurm, max_parallel = _slurm_options(raw.get("slurm"), name)
-    return Suite(name=name, out=out, base_config=resolve(base_config), shards=shards, objectives=objectives,
-                 build=raw.get("build"), overrides=[str(o) for o in raw.get("overrides", [])],
-                 max_images=_integer(budget, "max_images", 64_000, "budget."), max_flops=max_flops,
-                 max_time=budget.get("max_time"),
-                 seeds=_seeds(raw.get("seeds", [0])), num_samples=_integer(evaluation, "num_samples", 1000, "evaluation."),
-                 batch_size=_integer(evaluation, "batch_size", 250, "evaluation."), launcher=raw.get("launcher", "local"),
-                 slurm=slurm, max_parallel=max_parallel, source=str(path),
-                 curve_points=_integer(evaluation, "curve_points", 3, "evaluation."),
-                 curve_samples=_integer(evaluation, "curve_samples", 200, "evaluation."),
-                 bootstrap=_integer(evaluation, "bootstrap", 200, "evaluation."),
-                 ema_sweep=list(evaluation.get("ema_sweep") or []))
-
-
-def _integer(section: dict, key: str, default: int, where: str) -> int:
-    value = section.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SuiteError(f"{where}{key} must be an integer, got {value!r}")
-    return value
-
-
-def _seeds(value) -> list[int]:
-    # a string would be iterated character by character ('12' -> seeds 1 and 2)
-    if not isinstance(value, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in value):
-        raise SuiteError(f"seeds must be a list of integers, e.g. [0, 1, 2], got {value!r}")
-    return list(value)
-
-
-def _slurm_options(raw, suite_name) -> tuple[JobOptions, int | None]:
-    """The `slurm:` mapping: JobOptions fields (nodes, gpus_per_node, cpus_per_task, time, partition, ...)
-    and max_parallel."""
-    if raw is not None and not isinstance(raw, dict):
-        raise SuiteError("'slurm' must be a mapping of job options")
-    raw = dict(raw or {})
-    max_parallel = raw.pop("max_parallel", None)
-    if max_parallel is not None and (not isinstance(max_parallel, int) or max_parallel < 1):
-        raise SuiteError(f"slurm.max_parallel must be an integer >= 1, got {max_parallel!r}")
-    unknown = sorted(set(raw) - set(JobOptions.__dataclass_fields__))
-    if unknown:
-        known = sorted(set(JobOptions.__dataclass_fields__) | {"max_parallel"})
-        raise SuiteError(f"unknown slurm options {unknown}; known: {known}")
-    raw.setdefault("job_name", f"compare-{suite_name}")
-    try:
-        return JobOptions(**raw), max_parallel
-    except (ValueError, TypeError) as error:
-        raise SuiteError(f"slurm: {error}") from None
+def _with_job_name(raw: dict) -> dict:
+    """slurm.job_name defaults to compare-NAME: a default that depends on another key, so it is set on the input."""
+    slurm = raw.get("slurm")
+    if slurm is not None and not isinstance(slurm, dict):
+        return raw  # the parser says what is wrong with it
+    return raw | {"slurm": {"job_name": f"compare-{raw.get('name')}", **(slurm or {})}}

@@ -1,34 +1,24 @@
-"""Head-to-head on a 2-D toy distribution: train DDPM, flow matching, rectified flow (and its reflow),
-consistency models (training and distillation), the few-step family (MeanFlow, sCM, ECT tuned from the
-flow-matching run) and INDM (a flow around a linear diffusion) against the same linear diffusion without the
-flow, with the same MLP, budget and seed, and report each one's sliced Wasserstein distance to fresh data at
-several NFEs, with untrained baselines (and for INDM, the exact NLL). Pure torch: a few minutes on a laptop CPU."""
+"""Head-to-head on a 2-D toy distribution: the suite of compare/toy2d_suite.py (DDPM, flow matching, rectified flow
+and its reflow, consistency training and distillation, the few-step family: MeanFlow, sCM, ECT tuned from the
+flow-matching run, and INDM against the same linear diffusion without its flow), each trained with the same MLP,
+budget and seed in the plain loop (training.plain_loop), and each one's sliced Wasserstein distance to fresh data
+at several NFEs, with untrained baselines (and for INDM, the exact NLL). Pure torch: a few minutes on a laptop CPU."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from lit_diffusion.backbones import MLP
 from lit_diffusion.backbones.flows import IdentityFlow, VectorFlow
 from lit_diffusion.backbones.indm_network import INDMNetwork
+from lit_diffusion.compare.toy2d_suite import TOY_SUITE, ToyEntry, ToyNet
 from lit_diffusion.data.toy import sample_toy
 from lit_diffusion.evaluation.flow_likelihood import flow_log_likelihood
 from lit_diffusion.evaluation.sliced_wasserstein import sliced_wasserstein
-from lit_diffusion.objectives import (
-    DDPM,
-    INDM,
-    ConsistencyCurriculum,
-    ConsistencyDistillation,
-    ConsistencyTraining,
-    ConsistencyTuning,
-    ContinuousConsistency,
-    FlowMatching,
-    MeanFlow,
-    RectifiedFlow,
-    straightness,
-)
+from lit_diffusion.objectives import make_objective, straightness
+from lit_diffusion.training.plain_loop import train_plain
 
 
 @dataclass
@@ -50,30 +40,26 @@ def make_net(cfg: ToyConfig, second_time: bool = False, time_scale: float = 1000
     return MLP(dim=2, width=cfg.width, depth=cfg.depth, second_time=second_time, time_scale=time_scale)
 
 
+def build_net(cfg: ToyConfig, spec: ToyNet):
+    """The entry's network, its initial weights drawn from the suite's seed."""
+    if spec.flow is None:
+        return make_net(cfg, spec.second_time, spec.time_scale)
+    torch.manual_seed(cfg.seed)
+    flow = VectorFlow(2, layers=6, hidden=64) if spec.flow == "vector" else IdentityFlow()
+    return INDMNetwork(flow, make_net(cfg, spec.second_time, spec.time_scale))
+
+
 def train(objective, cfg: ToyConfig, net: MLP | None = None, pairs=None, log=None) -> MLP:
-    """Adam with a cosine learning-rate decay; `pairs` = (noise, data) coupling for reflow."""
+    """The plain loop on fresh toy data, or on the (noise, data) coupling `pairs` for reflow."""
     net = net if net is not None else make_net(cfg)
-    extra = list(objective.parameters()) if hasattr(objective, "parameters") else []  # e.g. sCM's adaptive weight
-    opt = torch.optim.Adam([*net.parameters(), *extra], lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps)
-    g = torch.Generator().manual_seed(cfg.seed + 1)
-    for step in range(cfg.steps):
-        objective.set_training_step(step, progress=step / cfg.steps)
+
+    def batches(g: torch.Generator):
         if pairs is None:
-            x0, noise = sample_toy(cfg.dataset, cfg.batch_size, generator=g), None
-        else:
-            idx = torch.randint(0, pairs[0].shape[0], (cfg.batch_size,), generator=g)
-            noise, x0 = pairs[0][idx], pairs[1][idx]
-        loss = objective.loss(net, x0, generator=g, noise=noise).mean()
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{type(objective).__name__}: loss is {float(loss)} at step {step}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if log is not None and (step + 1) % max(1, cfg.steps // 4) == 0:
-            log(f"  {type(objective).__name__:<24} step {step + 1:>5}/{cfg.steps}  loss {loss.item():.4f}")
-    return net.eval()
+            return sample_toy(cfg.dataset, cfg.batch_size, generator=g), None
+        idx = torch.randint(0, pairs[0].shape[0], (cfg.batch_size,), generator=g)
+        return pairs[1][idx], pairs[0][idx]
+
+    return train_plain(objective, net, batches, steps=cfg.steps, lr=cfg.lr, seed=cfg.seed + 1, log=log)
 
 
 def evaluate(objective, net, cfg: ToyConfig, sampler: str, nfe: int, seed: int = 123) -> float:
@@ -86,96 +72,81 @@ def evaluate(objective, net, cfg: ToyConfig, sampler: str, nfe: int, seed: int =
     return sliced_wasserstein(x, data, generator=torch.Generator().manual_seed(seed + 2))
 
 
-def run(cfg: ToyConfig, log=print) -> dict:
-    """Train every objective and return {name: {"sw": {label: distance}, "seconds": s}} plus extras."""
-    results = {}
+@dataclass
+class ToyRun:
+    """The suite's state while it runs: each finished entry's objective and trained network, and the results."""
 
-    def record(name, objective, net, evals, seconds, **extra):
-        results[name] = {"sw": {f"{s}@{n}": evaluate(objective, net, cfg, s, n) for s, n in evals},
-                         "seconds": seconds, **extra}
-        log(f"{name:<26} " + "  ".join(f"{k}: {v:.3f}" for k, v in results[name]["sw"].items()) + f"  ({seconds:.1f} s)")
+    cfg: ToyConfig
+    log: object = print
+    objectives: dict = field(default_factory=dict)
+    nets: dict = field(default_factory=dict)
+    results: dict = field(default_factory=dict)
 
-    ode_evals = [("euler", 1), ("euler", 4), ("heun", 33)]
-    curriculum = ConsistencyCurriculum(total_steps=cfg.steps, s0=10, s1=160)
-    timed = {}
-    for name, objective, evals in [
-        ("ddpm", DDPM(prediction="v", discrete=False, schedule="cosine"), [("ddim", 4), ("dpm++2m", 32)]),
-        ("flow_matching", FlowMatching(), ode_evals),
-        ("rectified_flow", RectifiedFlow(), ode_evals),
-        ("consistency_training", ConsistencyTraining(sigma_max=20.0, curriculum=curriculum), [("consistency", 1), ("consistency", 2)]),
-    ]:
-        start = time.perf_counter()
-        net = train(objective, cfg, log=log)
-        timed[name] = (objective, net)
-        record(name, objective, net, evals, time.perf_counter() - start)
-    untrained_fm = FlowMatching()
-    record("untrained (reference)", untrained_fm, make_net(cfg).eval(), [("euler", 4)], 0.0)
+    def record(self, name: str, objective, net, evals, seconds: float, **extra) -> None:
+        self.results[name] = {"sw": {f"{s}@{n}": evaluate(objective, net, self.cfg, s, n) for s, n in evals},
+                              "seconds": seconds, **extra}
+        self.log(f"{name:<26} " + "  ".join(f"{k}: {v:.3f}" for k, v in self.results[name]["sw"].items())
+                 + f"  ({seconds:.1f} s)")
 
-    # reflow: pairs from the 1-rectified flow, then the 2-rectified flow fine-tuned on them
-    rf, rf_net = timed["rectified_flow"]
+
+def run(cfg: ToyConfig, log=print, suite: tuple[ToyEntry, ...] = TOY_SUITE) -> dict:
+    """Train every entry of the suite in order and return {name: {"sw": {label: distance}, "seconds": s}} plus
+    extras (straightness of reflow, NLL of INDM, pre-training steps of a tuned run)."""
+    state = ToyRun(cfg, log)
+    for entry in suite:
+        if entry.objective == "indm" and not cfg.indm:
+            continue
+        run_entry(state, entry)
+    return state.results
+
+
+def run_entry(state: ToyRun, entry: ToyEntry) -> None:
+    cfg, log = state.cfg, state.log
+    start = time.perf_counter()
+    if entry.reflow_of is not None:
+        return reflow(state, entry)
+    objective = make_objective(entry.objective, **entry.options(state))
+    if not entry.train:
+        return state.record(entry.name, objective, build_net(cfg, entry.net).eval(), entry.evals, 0.0)
+    extra = {}
+    if entry.tune_from is not None:
+        source = state.nets[entry.tune_from]
+        state.record(entry.baseline, objective, source, entry.evals[:1], 0.0)
+        net = build_net(cfg, entry.net)
+        type(objective).load_pretrained(net, source.state_dict())
+        start, extra = time.perf_counter(), {"pretraining_steps": cfg.steps}
+    else:
+        if entry.baseline is not None:
+            state.record(entry.baseline, objective, build_net(cfg, entry.net).eval(), entry.evals[:1], 0.0)
+            start = time.perf_counter()
+        net = build_net(cfg, entry.net)
+    net = train(objective, cfg, net=net.train(), log=log)
+    seconds = time.perf_counter() - start
+    state.objectives[entry.name], state.nets[entry.name] = objective, net
+    if entry.likelihood:
+        held_out = sample_toy(cfg.dataset, cfg.likelihood_samples, generator=torch.Generator().manual_seed(cfg.seed + 11))
+        log_p, _ = flow_log_likelihood(objective, net, held_out, exact=True, rtol=1e-5, atol=1e-5)
+        extra["nll"] = float(-log_p.mean())
+    state.record(entry.name, objective, net, entry.evals, seconds, **extra)
+    if entry.likelihood:
+        log(f"  {entry.name}: NLL {extra['nll']:.3f} nats per sample on {cfg.likelihood_samples} held-out points")
+
+
+def reflow(state: ToyRun, entry: ToyEntry) -> None:
+    """Pairs (noise, sample) from the source entry's trained model, then its network fine-tuned on them with its
+    objective; both paths' straightness on one probe."""
+    cfg, source = state.cfg, entry.reflow_of
+    objective, parent = state.objectives[source], state.nets[source]
     start = time.perf_counter()
     noise = torch.randn(20 * cfg.batch_size, 2, generator=torch.Generator().manual_seed(cfg.seed + 7))
-    pairs = rf.reflow_pairs(rf_net, noise, sampler="heun", nfe=33)
-    reflow_net = make_net(cfg)
-    reflow_net.load_state_dict(rf_net.state_dict())
-    reflow_net = train(rf, cfg, net=reflow_net.train(), pairs=pairs, log=log)
+    pairs = objective.reflow_pairs(parent, noise, sampler="heun", nfe=33)
+    net = build_net(cfg, entry.net)
+    net.load_state_dict(parent.state_dict())
+    net = train(objective, cfg, net=net.train(), pairs=pairs, log=state.log)
+    state.objectives[entry.name], state.nets[entry.name] = objective, net
     probe = torch.randn(cfg.eval_samples, 2, generator=torch.Generator().manual_seed(99))
-    record("2-rectified_flow", rf, reflow_net, ode_evals, time.perf_counter() - start,
-           straightness=straightness(rf, reflow_net, probe))
-    results["rectified_flow"]["straightness"] = straightness(rf, rf_net, probe)
-    log(f"straightness: 1-rectified {results['rectified_flow']['straightness']:.4f}, "
-        f"2-rectified {results['2-rectified_flow']['straightness']:.4f}")
-
-    # consistency distillation from the flow-matching teacher
-    fm, fm_net = timed["flow_matching"]
-    start = time.perf_counter()
-    cd = ConsistencyDistillation(fm, fm_net, teacher_sampler="heun", num_scales=18, sigma_max=20.0)
-    cd_net = train(cd, cfg, log=log)
-    record("consistency_distillation", cd, cd_net, [("consistency", 1), ("consistency", 2)], time.perf_counter() - start)
-    few_step(cfg, timed["flow_matching"], record, log)
-    if cfg.indm:
-        flow_plus_diffusion(cfg, record, log)
-    return results
-
-
-def few_step(cfg: ToyConfig, flow_matching, record, log) -> None:
-    """MeanFlow and sCM from scratch, ECT tuned from the flow-matching run (its steps count on top), each
-    with its untrained network as the baseline (for ECT: the flow-matching model before tuning). The JVP
-    objectives embed t (and r) at time_scale 1 rather than 1000: with 1000 t the network's time derivative
-    dominates the JVP (Lu & Song 2024, Sec. 4.1); measured on this toy, sCM 1-step SW2 0.41 -> 0.07."""
-    fm, fm_net = flow_matching
-    one_two = [("mean_flow", 1), ("mean_flow", 2)]
-    for name, objective, evals, second in [
-        ("mean_flow", MeanFlow(), one_two, True),
-        ("continuous_consistency", ContinuousConsistency(warmup_steps=cfg.steps // 5), [("consistency", 1), ("consistency", 2)], False),
-    ]:
-        record(f"{name} (untrained)", objective, make_net(cfg, second, 1.0).eval(), evals[:1], 0.0)
-        start = time.perf_counter()
-        record(name, objective, train(objective, cfg, net=make_net(cfg, second, 1.0).train(), log=log), evals,
-               time.perf_counter() - start)
-    ect = ConsistencyTuning(base=fm)
-    record("consistency_tuning (init: flow_matching)", ect, fm_net, [("consistency", 1)], 0.0)
-    net = make_net(cfg)
-    ConsistencyTuning.load_pretrained(net, fm_net.state_dict())
-    start = time.perf_counter()
-    record("consistency_tuning", ect, train(ect, cfg, net=net.train(), log=log), [("consistency", 1), ("consistency", 2)],
-           time.perf_counter() - start, pretraining_steps=cfg.steps)
-
-
-def flow_plus_diffusion(cfg: ToyConfig, record, log) -> None:
-    """INDM (Kim et al. 2022): a RealNVP flow g around the VP diffusion, trained jointly by the likelihood
-    bound, against the same diffusion and score MLP with the identity flow (the linear diffusion). Both also
-    report the exact NLL of held-out data through the probability-flow ODE, in nats per sample."""
-    held_out = sample_toy(cfg.dataset, cfg.likelihood_samples, generator=torch.Generator().manual_seed(cfg.seed + 11))
-    objective = INDM()
-    for name, flow in [("indm", lambda: VectorFlow(2, layers=6, hidden=64)),
-                       ("linear diffusion (indm, identity flow)", IdentityFlow)]:
-        torch.manual_seed(cfg.seed)
-        net = INDMNetwork(flow(), make_net(cfg))
-        start = time.perf_counter()
-        net = train(objective, cfg, net=net.train(), log=log)
-        seconds = time.perf_counter() - start
-        log_p, _ = flow_log_likelihood(objective, net, held_out, exact=True, rtol=1e-5, atol=1e-5)
-        nll = float(-log_p.mean())
-        record(name, objective, net, [("euler", 100), ("dpm++2m", 32)], seconds, nll=nll)
-        log(f"  {name}: NLL {nll:.3f} nats per sample on {cfg.likelihood_samples} held-out points")
+    state.record(entry.name, objective, net, entry.evals, time.perf_counter() - start,
+                 straightness=straightness(objective, net, probe))
+    state.results[source]["straightness"] = straightness(objective, parent, probe)
+    state.log(f"straightness: 1-rectified {state.results[source]['straightness']:.4f}, "
+              f"2-rectified {state.results[entry.name]['straightness']:.4f}")

@@ -43,7 +43,7 @@ def fit_config(suite: Suite, entry: ObjectiveEntry, seed: int, extra_overrides: 
     the suite's and the objective's overrides (CLI strings, as users write them in suites). `max_images`
     replaces the run's image budget and leaves out a tuned run's start checkpoint (the FLOP probe builds the
     model before budgets in FLOPs are resolved and before earlier runs have trained)."""
-    from lit_diffusion.training.cli import compose_fit_config  # Lightning is loaded only when training
+    from lit_diffusion.training.config import compose_fit_config  # Lightning is loaded only when training
 
     model = {"seed": seed}
     if max_images is None and entry.tune_from is not None:

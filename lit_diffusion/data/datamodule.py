@@ -17,7 +17,8 @@ import lightning.pytorch as pl
 import torch
 
 from .decode import Transform
-from .latent_decode import LatentSampleDecoder, latent_record, train_decoder
+from .latent_decode import LatentSampleDecoder, train_decoder
+from .latent_space import LatentSpace
 from .ordered_reader import OrderedShardReader, make_loader, ordered_plan
 from .plan import EpochPlan
 from .stream import ShardIterable
@@ -235,7 +236,7 @@ class ShardDataModule(pl.LightningDataModule):
                                     labels=self._labels(self.val_set.info), decoder=self.decoder,
                                     on_error=self.on_error, skip_counter=self._skip_counter, seed=self.seed,
                                     pin_memory=self.pin_memory, prefetch_factor=self.prefetch_factor)
-        if latent_record(self.val_set.info) is not None:  # validation: normalised posterior means, no draw
+        if LatentSpace.of_dataset(self.val_set.info) is not None:  # validation: normalised posterior means, no draw
             reader.decoder = LatentSampleDecoder(self.val_set.info, reader.decoder.labels, draw=False)
         return reader
 

@@ -21,16 +21,11 @@ import torch
 from .dataset_json import DatasetInfo
 from .decode import SampleDecoder
 from .errors import DataError
-from .latent_normalization import Normalization
+from .latent_space import LatentSpace
 from .shardio import RawSample
 
 TAG_LATENT = 4  # beside plan.py's TAG_SHARDS / TAG_SHUFFLE / TAG_AUGMENT
 MEAN, STD, FLIP_MEAN, FLIP_STD = "npy", "std.npy", "flip.npy", "flip.std.npy"
-
-
-def latent_record(info: DatasetInfo) -> dict | None:
-    """The latent section of a dataset written by `data encode` (None: not a latent dataset)."""
-    return info.build.get("latent") if info.kind == "tensor" else None
 
 
 def key_number(key: str) -> int:
@@ -45,14 +40,14 @@ class LatentSampleDecoder(SampleDecoder):
     def __init__(self, info: DatasetInfo, labels: bool, seed: int = 0, epoch: int = 0, hflip: bool = False,
                  draw: bool = True):
         super().__init__(info, labels)
-        latent = latent_record(info)
+        latent = LatentSpace.of_dataset(info)
         if latent is None:
             raise ValueError("LatentSampleDecoder: dataset.json has no latent section (not written by `data encode`)")
-        if hflip and not latent.get("flips"):
+        if hflip and not latent.flips:
             raise ValueError("--data.hflip true, but these latents were encoded without flips: encode with "
                              "`lit-diffusion data encode ... --hflip` (each image's mirror gets its own latent), "
                              "or pass --data.hflip false")
-        self.normalization = Normalization(latent["normalization"])
+        self.normalization = latent.normalizer
         self.seed, self.epoch, self.hflip, self.draw = int(seed), int(epoch), hflip, draw
         self.required = (MEAN, STD) + ((FLIP_MEAN, FLIP_STD) if hflip else ()) + self.required[1:]
 
@@ -76,6 +71,6 @@ class LatentSampleDecoder(SampleDecoder):
 def train_decoder(info: DatasetInfo, labels: bool, decoder: str, seed: int, epoch: int, hflip: bool):
     """(decoder, hflip for the stream) of a training epoch: latent datasets flip inside the decoder, by choosing
     the mirrored image's latent, so the stream's own flip (of the tensor) is off for them."""
-    if latent_record(info) is None:
+    if LatentSpace.of_dataset(info) is None:
         return SampleDecoder(info, labels, decoder), hflip
     return LatentSampleDecoder(info, labels, seed, epoch, hflip), False

@@ -37,6 +37,7 @@ from .encode import tar_record
 from .sources import encode_npy
 from .errors import BuildError
 from .latent_decode import FLIP_MEAN, FLIP_STD, MEAN, STD
+from .latent_space import LATENT_KEY, AutoencoderRecord, LatentSpace
 from .progress import Progress
 from .writer import END_OF_ARCHIVE
 
@@ -264,9 +265,9 @@ def finish(folder: Path, plan: dict, job: EncodeJob, images, command: list[str])
     var_mean = np.maximum(total["sumsq"] / total["count"] - mean**2, 0.0)  # spread of posterior means
     var_z = var_mean + total["varsum"] / total["count"]  # law of total variance: + E[std^2]
     entries = [ShardEntry(**rec["entry"]) for rec in loaded]
-    latent = {"autoencoder": plan["autoencoder"], "normalization": normalization_record(job, mean, var_z),
-              "image_shape": plan["image_shape"], "flips": job.hflip, "stored": "posterior mean and std"}
-    norm = latent["normalization"]
+    latent = LatentSpace(AutoencoderRecord.from_dict(plan["autoencoder"]), normalization_record(job, mean, var_z),
+                         tuple(plan["image_shape"]), flips=job.hflip, stored="posterior mean and std")
+    norm = latent.normalizer
     members = [MEAN, STD] + ([FLIP_MEAN, FLIP_STD] if job.hflip else []) + (["cls"] if images.class_names else [])
     info = DatasetInfo(
         num_samples=plan["num_samples"], shape=plan["latent_shape"], channels=plan["latent_shape"][0],
@@ -274,14 +275,14 @@ def finish(folder: Path, plan: dict, job: EncodeJob, images, command: list[str])
         mean=[round(float(m), 6) for m in mean], std=[round(float(s), 6) for s in np.sqrt(var_mean)],
         fingerprint=hashlib.sha256("".join(e.sha256 for e in entries).encode()).hexdigest(), format="npy",
         shards=entries, kind="tensor", members=members,
-        build={**plan["source"], "command": command, "version": __version__, "latent": latent},
-        latent_scale=norm["scale"] if norm["kind"] == "scalar" else None,
-        latent_shift=norm["shift"] if norm["kind"] == "scalar" else None)
+        build={**plan["source"], "command": command, "version": __version__, LATENT_KEY: latent.to_dict()},
+        latent_scale=norm.scale if norm.kind == "scalar" else None,
+        latent_shift=norm.shift if norm.kind == "scalar" else None)
     write_dataset_json(info, folder)
     return info
 
 
-def encode_dataset(images, encoder: Encoder, autoencoder: dict, latent_shape: list[int], job: EncodeJob,
+def encode_dataset(images, encoder: Encoder, autoencoder: AutoencoderRecord, latent_shape: list[int], job: EncodeJob,
                    command: list[str], overwrite: bool = False) -> DatasetInfo | None:
     """Encode this rank's shards of `images` into job.out; dataset.json once all shards exist (else None)."""
     folder = Path(job.out)
@@ -291,7 +292,7 @@ def encode_dataset(images, encoder: Encoder, autoencoder: dict, latent_shape: li
                      folder / DATASET_JSON]:
             path.unlink(missing_ok=True)
     n = math.ceil(images.num_samples / job.shard_size)
-    plan = {"source": images.describe, "autoencoder": autoencoder, "image_shape": images.image_shape,
+    plan = {"source": images.describe, "autoencoder": autoencoder.to_dict(), "image_shape": images.image_shape,
             "latent_shape": list(latent_shape), "num_samples": images.num_samples, "shard_size": job.shard_size,
             "num_shards": n, "hflip": job.hflip, "normalization": job.normalization, "scale": job.scale}
     if (folder / DATASET_JSON).is_file() and not (folder / PLAN_JSON).is_file():

@@ -28,7 +28,7 @@ from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model
                                                      set_model_state_dict, set_optimizer_state_dict)
 from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-from lit_diffusion.distributed.strategies import block_class_of
+from lit_diffusion.distributed.options import StrategyOptions, block_class_of
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}
 
@@ -128,9 +128,7 @@ class FSDP2Strategy(_model_parallel_strategy()):
     module sharded by `shard_module` before Lightning sets it up (the model code is never edited).
     Checkpoints: full state on rank 0 (`--distributed.state_dict full`, the default) or a DCP directory."""
 
-    def __init__(self, options=None, **kwargs):
-        from lit_diffusion.distributed.strategies import StrategyOptions
-
+    def __init__(self, options: StrategyOptions | None = None, **kwargs):
         self.options = options or StrategyOptions()
         super().__init__(save_distributed_checkpoint=self.options.state_dict == "sharded", **kwargs)
 

@@ -84,4 +84,18 @@ def check_images(x: torch.Tensor, who: str, channels: tuple[int, ...] | None = N
     return x.float()
 
 
+def extract(feature_net: FeatureNetwork, x: torch.Tensor, batch_size: int = 250) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features (N, F), logits (N, K)), float32 on the CPU, of images ``x`` (N, C, H, W), in batches."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    feats, logits = [], []
+    for i in range(0, x.shape[0], batch_size):
+        f, lg = feature_net.features_and_logits(x[i:i + batch_size])
+        feats.append(f.float().cpu())
+        logits.append(lg.float().cpu())
+    if not feats:
+        return torch.empty(0, feature_net.num_features), torch.empty(0, feature_net.num_classes)
+    return torch.cat(feats), torch.cat(logits)
+
+
 to_uint8_range = quantize  # [-1, 1] floats -> 8-bit values as floats in [0, 255]

@@ -12,27 +12,11 @@ from __future__ import annotations
 import torch
 
 from ._dist import gather_rows, rank_world, share
-from .feature_network import FeatureNetwork, check_images
-from .frechet import frechet_distance, gaussian_stats
-from .inception_score import inception_score
-from .kid import kernel_inception_distance
-from .precision_recall import knn_radii, precision_recall
+from .feature_network import FeatureNetwork, check_images, extract
+from .metric import Reference, Samples
+from .sample_metrics import ClassAccuracy, FrechetDistance, InceptionScore, KernelDistance, Precision, Recall
 
 REFERENCE_KEYS = ("mu", "sigma", "features_for_kid_pr")
-
-
-def extract(feature_net: FeatureNetwork, x: torch.Tensor, batch_size: int = 250) -> tuple[torch.Tensor, torch.Tensor]:
-    """(features (N, F), logits (N, K)), float32 on the CPU, of images ``x`` (N, C, H, W), in batches."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    feats, logits = [], []
-    for i in range(0, x.shape[0], batch_size):
-        f, lg = feature_net.features_and_logits(x[i:i + batch_size])
-        feats.append(f.float().cpu())
-        logits.append(lg.float().cpu())
-    if not feats:
-        return torch.empty(0, feature_net.num_features), torch.empty(0, feature_net.num_classes)
-    return torch.cat(feats), torch.cat(logits)
 
 
 def evaluate_samples(samples: torch.Tensor, feature_net: FeatureNetwork, reference: dict,
@@ -76,32 +60,14 @@ def evaluate_samples(samples: torch.Tensor, feature_net: FeatureNetwork, referen
         start, stop = share(x.shape[0], rank, world)
         feats, logits = extract(feature_net, x[start:stop], batch_size)
         feats, logits = gather_rows(feats), gather_rows(logits)
-    n = feats.shape[0]
-    ref_feats = reference["features_for_kid_pr"]
-    if feats.shape[1] != reference["mu"].shape[0]:
-        raise ValueError(f"evaluate_samples: the feature network gives {feats.shape[1]} features, the reference "
-                         f"has {reference['mu'].shape[0]}")
-    if n < 2:
-        raise ValueError(f"evaluate_samples: need at least 2 samples, got {n}")
-    mu, sigma = gaussian_stats(feats)
-    # a feature network without a classifier head (num_classes 0) has no Inception Score or class accuracy
-    has_head = feature_net.num_classes >= 2
-    is_mean = inception_score(logits, is_splits)[0] if has_head else None
-    # the pairwise metrics run on the feature network's device (a GPU where there is one)
-    dev = feature_net.device
-    feats, ref_feats = feats.to(dev), ref_feats.to(dev)
-    subset = min(1000, n, ref_feats.shape[0]) if kid_subset_size is None else kid_subset_size
-    kid, kid_std = kernel_inception_distance(feats, ref_feats, kid_subsets, subset,
-                                             generator=torch.Generator().manual_seed(seed))
-    # the reference's k-NN radii cost most of precision/recall and never change: kept in the reference dict
-    radii_key = f"_knn_radii_k{pr_k}_{dev}"
-    if radii_key not in reference and ref_feats.shape[0] > pr_k:  # too few rows: precision_recall says so
-        reference[radii_key] = knn_radii(ref_feats.detach().to(dev, torch.float64), pr_k)
-    precision, recall = precision_recall(ref_feats, feats, pr_k, real_radii=reference.get(radii_key))
-    out = {"fd": frechet_distance(mu, sigma, reference["mu"], reference["sigma"]), "kid": kid, "kid_std": kid_std,
-           "precision": precision, "recall": recall}
-    if has_head:
-        out["is"] = is_mean
-    if labels is not None and has_head:
-        out["class_accuracy"] = float((logits.argmax(dim=1) == labels).double().mean())
+    samples = Samples(x, labels).provide(feature_net, feats, logits)
+    ref = Reference.of(feature_net, reference)
+    metrics = [FrechetDistance(feature_net), KernelDistance(feature_net, kid_subsets, kid_subset_size, seed),
+               Precision(feature_net, pr_k), Recall(feature_net, pr_k), InceptionScore(feature_net, is_splits),
+               ClassAccuracy(feature_net)]
+    out = {}
+    for metric in metrics:  # the same arithmetic as a comparison's metrics (sample_metrics.py)
+        value = metric.compute(samples, ref)
+        if value is not None:
+            out |= value.flat(metric.name)
     return out

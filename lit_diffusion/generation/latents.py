@@ -1,15 +1,6 @@
-"""Latent space <-> images: which autoencoder, how latents are normalised, and decoding samples to pixels.
+"""Latent space <-> images: opening the recorded autoencoder and decoding samples to pixels.
 
-A latent dataset's dataset.json (``build["latent"]``) and every checkpoint trained on one (``model_spec["latent"]``)
-carry the same plain dict::
-
-    {"autoencoder": {"kind": "framework" | "diffusers", "location": ckpt path / folder / hub id,
-                     "subfolder": str | None, "weights_sha256": ..., "in_channels", "latent_channels", "factor"},
-     "normalization": {"kind": "scalar", "scale": s, "shift": m}       -> x = (z - m) * s   (SD-VAE: s = 0.18215)
-                    | {"kind": "channel", "mean": [..], "std": [..]}   -> x = (z - mean_c) / std_c (EDM2, LightningDiT)
-                    | {"kind": "none"},
-     "image_shape": [C, H, W], "flips": bool}
-
+What a latent space is (autoencoder, normalisation, image shape) and how it is stored: data/latent_space.py.
 The diffusion model sees x; `LatentCodec.decode` maps x back to z and through the autoencoder's decoder to images
 in [-1, 1], so that sampling, previews and FD work on pixels.
 """
@@ -21,10 +12,9 @@ import torch
 from torch import nn
 
 from lit_diffusion.backbones.autoencoders import DiffusersAutoencoder, KLAutoencoder, weights_digest
-from lit_diffusion.data.latent_normalization import Normalization
+from lit_diffusion.data.latent_space import LATENT_KEY, AutoencoderRecord, LatentSpace  # noqa: F401 (old home)
 from lit_diffusion.runs import open_checkpoint
 
-LATENT_KEY = "latent"
 FRAMEWORK_CLASSES = {"lit_diffusion.backbones.autoencoders.KLAutoencoder": KLAutoencoder,
                      "lit_diffusion.backbones.autoencoders.kl_autoencoder.KLAutoencoder": KLAutoencoder}
 AUTOENCODER_CKPT_KEY = "autoencoder"  # in a checkpoint of AutoencoderModule: {"class_path", "init_args"}
@@ -46,7 +36,7 @@ def _load_framework(path: Path) -> nn.Module:
     return model.eval()
 
 
-def open_autoencoder(location: str, subfolder: str | None = None) -> tuple[nn.Module, dict]:
+def open_autoencoder(location: str, subfolder: str | None = None) -> tuple[nn.Module, AutoencoderRecord]:
     """(autoencoder, its record) from a framework .ckpt, a diffusers folder (save_pretrained) or a hub id."""
     path = Path(location).expanduser()
     if path.suffix == ".ckpt" or path.is_file():
@@ -54,20 +44,21 @@ def open_autoencoder(location: str, subfolder: str | None = None) -> tuple[nn.Mo
     else:
         model = DiffusersAutoencoder.from_pretrained(location, subfolder)
         kind, where = "diffusers", str(path.resolve()) if path.exists() else location
-    record = {"kind": kind, "location": where, "subfolder": subfolder, "weights_sha256": weights_digest(model),
-              "in_channels": model.in_channels, "latent_channels": model.latent_channels, "factor": model.factor}
+    record = AutoencoderRecord(kind=kind, location=where, subfolder=subfolder, weights_sha256=weights_digest(model),
+                               in_channels=model.in_channels, latent_channels=model.latent_channels,
+                               factor=model.factor)
     return model, record
 
 
-def load_recorded_autoencoder(record: dict, location: str | None = None) -> nn.Module:
+def load_recorded_autoencoder(record: AutoencoderRecord, location: str | None = None) -> nn.Module:
     """The autoencoder a dataset or checkpoint names (or the one at `location`, e.g. after moving it), checked to
     have exactly the recorded weights."""
-    where = location or record["location"]
-    model, found = open_autoencoder(where, record.get("subfolder"))
-    if found["weights_sha256"] != record["weights_sha256"]:
-        raise ValueError(f"the autoencoder at {where} has other weights (sha256 {found['weights_sha256'][:12]}) than "
-                         f"the one these latents were encoded with ({record['weights_sha256'][:12]}, "
-                         f"{record['location']}): give that autoencoder (--autoencoder PATH), or encode the images "
+    where = location or record.location
+    model, found = open_autoencoder(where, record.subfolder)
+    if found.weights_sha256 != record.weights_sha256:
+        raise ValueError(f"the autoencoder at {where} has other weights (sha256 {found.weights_sha256[:12]}) than "
+                         f"the one these latents were encoded with ({record.weights_sha256[:12]}, "
+                         f"{record.location}): give that autoencoder (--autoencoder PATH), or encode the images "
                          f"again with this one")
     return model
 
@@ -77,15 +68,15 @@ class LatentCodec:
 
     The autoencoder is loaded on first use (sampling a pixel-space model never loads anything)."""
 
-    def __init__(self, latent: dict, location: str | None = None, batch_size: int = 64):
+    def __init__(self, latent: LatentSpace, location: str | None = None, batch_size: int = 64):
         self.latent, self.location, self.batch_size = latent, location, batch_size
-        self.normalization = Normalization(latent["normalization"])
+        self.normalization = latent.normalizer
         self._model: nn.Module | None = None
 
     @property
     def autoencoder(self) -> nn.Module:
         if self._model is None:
-            self._model = load_recorded_autoencoder(self.latent["autoencoder"], self.location)
+            self._model = load_recorded_autoencoder(self.latent.autoencoder, self.location)
         return self._model
 
     @torch.no_grad()
@@ -97,26 +88,7 @@ class LatentCodec:
         return torch.cat(out).clamp(-1, 1)
 
 
-def check_same_autoencoder(dataset_latent: dict | None, model_latent: dict | None, where: str, model: str) -> None:
-    """Shards and a model must agree on the latent space: same autoencoder weights and normalisation."""
-    if dataset_latent is None and model_latent is None:
-        return
-    if (dataset_latent is None) != (model_latent is None):
-        space = lambda latent: "latents" if latent else "pixels"  # noqa: E731
-        raise ValueError(f"{where} holds {space(dataset_latent)} but {model} was trained on {space(model_latent)}: "
-                         f"use shards of the same kind")
-    a, b = dataset_latent["autoencoder"], model_latent["autoencoder"]
-    if a["weights_sha256"] != b["weights_sha256"]:
-        raise ValueError(f"{where} was encoded with another autoencoder ({a['location']}, sha256 "
-                         f"{a['weights_sha256'][:12]}) than {model} ({b['location']}, sha256 {b['weights_sha256'][:12]}): "
-                         f"encode the images with `lit-diffusion data encode ... --autoencoder {b['location']}`, or "
-                         f"start a new run on these shards")
-    if dataset_latent["normalization"] != model_latent["normalization"]:
-        raise ValueError(f"{where} normalises its latents as {dataset_latent['normalization']}, {model} was trained "
-                         f"with {model_latent['normalization']}: encode with the same --normalization")
-
-
-def to_images(x: torch.Tensor, latent: dict | None, codec: LatentCodec | None = None) -> torch.Tensor:
+def to_images(x: torch.Tensor, latent: LatentSpace | None, codec: LatentCodec | None = None) -> torch.Tensor:
     """Samples as images in [-1, 1]: pixel-space samples unchanged, latents decoded (the one place that decides)."""
     if latent is None:
         return x

@@ -9,7 +9,7 @@ target u_tgt = v - (t - r) d/dt u (eq. 10), with v the conditional velocity eps 
 velocity, for distillation). (r, t) are two logit-normal draws sorted so that r <= t, and r = t for a
 share 1 - ratio of the batch (Sec. 4.3 / Table 1a: 25% r != t). Adaptive loss weighting (Sec. 4.3,
 after Geng et al. 2024): w = sg(1 / (||Delta||^2 + c)^p). The backbone takes r as its second time input
-(backbones/contract.py): `net(z, t, cond, r=r)`; r = t is the instantaneous velocity, so every ODE
+(backbones/second_time.py): `net(z, t, cond, r=r)`; r = t is the instantaneous velocity, so every ODE
 sampler also works with a MeanFlow network. Sampling: z_r = z_t - (t - r) u(z_t, r, t) (eq. 12).
 """
 from __future__ import annotations

@@ -14,6 +14,7 @@ import lightning
 import torch
 from jsonargparse import ArgumentParser
 
+from lit_diffusion.data.latent_space import LATENT_KEY, LatentSpace
 from lit_diffusion.published.imported import COMPUTED, ImportedModel
 from lit_diffusion.published.keys import check_state_dict
 from lit_diffusion.runs import RunDirectory
@@ -34,10 +35,10 @@ def _instantiate(spec: dict) -> tuple[DiffusionModule, dict]:
     return instantiate(config).model, json.loads(full)["model"]
 
 
-def build_module(model: ImportedModel, latent: dict | None = None) -> DiffusionModule:
+def build_module(model: ImportedModel, latent: LatentSpace | None = None) -> DiffusionModule:
     """The DiffusionModule of an imported model, its published weights in the backbone and the EMA."""
     spec = {"backbone": model.backbone, "objective": model.objective, "conditional": model.conditional,
-            "latent": latent}
+            LATENT_KEY: None if latent is None else latent.to_dict()}  # the plain record, as `fit` stores it
     with torch.random.fork_rng(devices=[]):  # the random initialisation is overwritten; the caller's RNG is untouched
         module, full_spec = _instantiate(spec)
     backbone = module.backbone
@@ -51,7 +52,7 @@ def build_module(model: ImportedModel, latent: dict | None = None) -> DiffusionM
     return module.eval()
 
 
-def write_imported(model: ImportedModel, out: str | Path, latent: dict | None = None,
+def write_imported(model: ImportedModel, out: str | Path, latent: LatentSpace | None = None,
                    overwrite: bool = False) -> Path:
     """Write RUN/checkpoints/last.ckpt under `out`; returns its path."""
     path = RunDirectory(out).last_checkpoint

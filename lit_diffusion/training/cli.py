@@ -23,9 +23,7 @@ import logging
 import sys
 from pathlib import Path
 
-import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
 from lit_diffusion.data.datamodule import ShardDataModule
@@ -35,6 +33,8 @@ from lit_diffusion.runs import Budget, CheckpointError, RunDirectory, find_resum
 from lit_diffusion.runs.layout import CSV_LOGGER_NAME
 from lit_diffusion.runs.metrics import drop_rows_after
 from lit_diffusion.training.checkpointing import AtomicCheckpointIO
+from lit_diffusion.training.config import TRAINER_DEFAULTS, FitArgumentsCLI, choose_model_class
+from lit_diffusion.training.config import plain as _plain  # its name here before it moved to training/config.py
 from lit_diffusion.training.config_checks import check_fit_config
 from lit_diffusion.training.final_checkpoint import FinalCheckpoint
 from lit_diffusion.training.bookkeeping import budget_reached
@@ -45,23 +45,10 @@ from lit_diffusion.training.preview import SamplePreview
 from lit_diffusion.training.progress import TrainingProgress
 
 log = logging.getLogger("lit_diffusion.training")
-# Trainer defaults of `lit-diffusion fit`; the SLURM launcher resolves job configs with the same ones
-TRAINER_DEFAULTS = {"max_epochs": -1, "log_every_n_steps": 10}
 _held_locks: list[RunLock] = []  # released by main() however the command ends
 
 
-class DiffusionCLI(LightningCLI):
-    def add_arguments_to_parser(self, parser) -> None:
-        parser.add_argument("--wandb_project", type=str | None, default=None,
-                            help="log to this W&B project (WANDB_MODE=offline works without network); CSV otherwise")
-        parser.add_argument("--checkpoint_every_n_steps", type=int, default=200,
-                            help="write last.ckpt (and a numbered checkpoint) every N optimiser steps")
-        parser.add_argument("--keep_checkpoints", type=int, default=2,
-                            help="numbered checkpoints kept besides last.ckpt (the best by train/loss)")
-        parser.add_argument("--preview_every_n_steps", type=int, default=500,
-                            help="sample grid from fixed noise every N steps (0: never); PNGs in RUN/previews, and W&B")
-        parser.add_class_arguments(StrategyOptions, "distributed", fail_untyped=False)
-
+class DiffusionCLI(FitArgumentsCLI):
     def before_instantiate_classes(self) -> None:
         sub = self.config[self.subcommand]
         self._resume_from = None
@@ -110,19 +97,19 @@ class DiffusionCLI(LightningCLI):
     def _attach_latent(self) -> None:
         """A model trained on latent shards records their autoencoder and normalisation (model_spec["latent"]), so
         that sampling, previews and scoring decode to images; a resumed or initialised model must use the same."""
-        from lit_diffusion.data.latent_decode import latent_record
-        from lit_diffusion.generation.latents import check_same_autoencoder
+        from lit_diffusion.data.latent_space import LATENT_KEY, LatentSpace, check_same_latent_space
 
         dm = self.datamodule
         dm.setup()
         where = f"--data.train_shards {dm.train_shards}"
-        latent = latent_record(dm.train_set.info)
+        latent = LatentSpace.of_dataset(dm.train_set.info)
         _check_backbone_takes(self.model.backbone, list(dm.train_set.info.shape), where, latent is not None)
         for name, path in (("--ckpt_path", self._resume_from), ("--model.init_from", self.model.hparams.get("init_from"))):
             if path:
-                check_same_autoencoder(latent, read_record(path).latent, where, f"{name} {path}")
+                trained_on = LatentSpace.from_optional(read_record(path).latent)
+                check_same_latent_space(latent, trained_on, where, f"{name} {path}")
         self.model.latent = latent
-        self._model_spec["latent"] = latent
+        self._model_spec[LATENT_KEY] = None if latent is None else latent.to_dict()  # stored as the plain record
 
     def before_fit(self) -> None:
         # the full configuration (backbone, objective, data, trainer) goes to the logger, not only hparams
@@ -190,49 +177,6 @@ def _strategy_options(sub) -> StrategyOptions:
     return StrategyOptions(**_plain(options or {}))
 
 
-def _plain(namespace):
-    """A jsonargparse Namespace as nested dicts/lists of plain values."""
-    if hasattr(namespace, "as_dict"):
-        namespace = namespace.as_dict()
-    if isinstance(namespace, dict):
-        return {k: _plain(v) for k, v in namespace.items() if not k.startswith("__")}
-    if isinstance(namespace, (list, tuple)):
-        return [_plain(v) for v in namespace]
-    return namespace
-
-
-class _Parsed(Exception):
-    """Carries the parsed config out of LightningCLI's constructor before anything is instantiated."""
-
-
-class _ParseOnly(DiffusionCLI):
-    def parse_arguments(self, parser, args) -> None:
-        super().parse_arguments(parser, args)
-        try:  # jsonargparse >= 4.49 calls it skip_unset; older versions skip_none and skip_check
-            text = parser.dump(self.config, skip_unset=False, skip_validation=True)
-        except TypeError:
-            text = parser.dump(self.config, skip_none=False, skip_check=True)
-        raise _Parsed(text)
-
-
-def compose_fit_config(config_files: list[str | Path], overrides: list[str], settings: dict | None = None) -> dict:
-    """The full `fit` configuration of these YAML files, then `settings` (nested values, e.g. {"model":
-    {"seed": 0}}), then `--section.key value` overrides, parsed by the same LightningCLI parser (and trainer
-    defaults) as `lit-diffusion fit`, as plain data; nothing is instantiated. Written to a file,
-    `main(["fit", "--config", FILE])` trains exactly that run."""
-    layers = [str(f) for f in config_files] + ([yaml.safe_dump(settings)] if settings else [])  # --config takes YAML text too
-    args = ["fit", *(a for layer in layers for a in ("--config", layer)), *overrides]
-    model_class, subclass_mode = _model_class(args)
-    try:
-        _ParseOnly(model_class, ShardDataModule, args=args, trainer_defaults=TRAINER_DEFAULTS,
-                   parser_kwargs={"exit_on_error": False}, subclass_mode_model=subclass_mode)
-    except _Parsed as parsed:
-        return yaml.safe_load(parsed.args[0])["fit"]
-    except Exception as error:  # jsonargparse's own message names the key
-        raise ValueError(f"the fit config does not parse ({' '.join(args[1:])}): {error}") from None
-    raise AssertionError("unreachable: _ParseOnly always raises")
-
-
 def _check_backbone_takes(backbone, shape: list[int], where: str, latent: bool) -> None:
     """Samples of `shape` must fit the backbone's input channels and size (DiT: input_size; U-Net: multiples of
     its downsampling); said before training, with the options to change."""
@@ -254,27 +198,9 @@ def _check_backbone_takes(backbone, shape: list[int], where: str, latent: bool) 
                          f"use fewer levels (--model.backbone.init_args.channel_mult) or {what} whose size divides")
 
 
-def _model_class(argv: list[str]) -> tuple[type, bool]:
-    """(LightningModule class, subclass mode) of a command line: a config whose `model` names a class_path (the
-    autoencoder's, experiments/autoencoder/) trains that module; every other config trains DiffusionModule."""
-    from lit_diffusion.training.autoencoder_module import AutoencoderModule
-
-    files = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("-c", "--config")]
-    files += [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
-    for name in files:
-        try:
-            config = yaml.safe_load(Path(name).read_text()) if Path(name).is_file() else None
-        except (OSError, yaml.YAMLError):
-            config = None  # LightningCLI reports it
-        model = config.get("model") if isinstance(config, dict) else None
-        if isinstance(model, dict) and str(model.get("class_path", "")).endswith("AutoencoderModule"):
-            return AutoencoderModule, True
-    return DiffusionModule, False
-
-
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    model_class, subclass_mode = _model_class(argv)
+    model_class, subclass_mode = choose_model_class(argv)
     try:
         cli = DiffusionCLI(model_class, ShardDataModule, args=argv, save_config_kwargs={"overwrite": True},
                            trainer_defaults=TRAINER_DEFAULTS, subclass_mode_model=subclass_mode)

@@ -10,6 +10,8 @@ import math
 import torch
 from torch import nn
 
+from lit_diffusion.training.ema_bank import DecayProfile, EMABank
+
 
 def gamma_from_sigma_rel(sigma_rel: float) -> float:
     """Invert sigma_rel(gamma) on gamma > 0, where it decreases from 1/sqrt(12) to 0, by bisection."""
@@ -47,15 +49,14 @@ class EMA(nn.Module):
             raise ValueError(f"EMA: decay must lie in [0, 1), got {decay}")
         self.decay, self.sigma_rel = float(decay), sigma_rel
         self.gamma = None if sigma_rel is None else gamma_from_sigma_rel(sigma_rel)
+        self.bank = EMABank([DecayProfile(self.gamma, self.decay)])  # the averaging step shared with post-hoc EMA
         self.shadow = copy.deepcopy(model).requires_grad_(False).eval()
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
         self._count: int | None = None  # host mirror of num_updates: beta needs it every step, a read would sync
 
     def beta(self, t: int) -> float:
         """Decay at update t (1-based)."""
-        if self.gamma is None:
-            return self.decay
-        return (1.0 - 1.0 / t) ** (self.gamma + 1.0)
+        return self.bank.profiles[0].beta(t)
 
     def _load_from_state_dict(self, *args, **kwargs):
         super()._load_from_state_dict(*args, **kwargs)
@@ -69,14 +70,8 @@ class EMA(nn.Module):
             self._count = int(self.num_updates)  # once per fit (or after a load), not per step
         self._count += 1
         self.num_updates.fill_(self._count)
-        beta = self.beta(self._count)
-        ema_params, params = [], []
-        for ema_p, p in zip(self.shadow.parameters(), model.parameters()):
-            ema_p, p = _local(ema_p), _local(p.detach())
-            ema_params.append(ema_p)
-            params.append(p if p.dtype == ema_p.dtype else p.to(ema_p.dtype))
-        if ema_params:  # one fused kernel launch per dtype/device group instead of one per tensor
-            torch._foreach_lerp_(ema_params, params, 1.0 - beta)
+        pairs = [(_local(ema_p), _local(p.detach())) for ema_p, p in zip(self.shadow.parameters(), model.parameters())]
+        self.bank.update([[ema_p for ema_p, _ in pairs]], [p for _, p in pairs], self._count)
         for ema_b, b in zip(self.shadow.buffers(), model.buffers()):
             ema_b.copy_(b)
 

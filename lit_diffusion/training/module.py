@@ -7,11 +7,13 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
+from lit_diffusion.data.latent_space import LatentSpace
 from lit_diffusion.generation.noise import SEED_STRIDE
 from lit_diffusion.objectives.base import DiffusionObjective
 from lit_diffusion.runs import open_checkpoint
 from lit_diffusion.training.bookkeeping import RunBookkeeping, restore_counts
 from lit_diffusion.training.ema import EMA
+from lit_diffusion.training.flops import training_step_probe
 from lit_diffusion.training.schedule import LRSchedule
 from lit_diffusion.distributed.throughput import Throughput
 
@@ -98,7 +100,7 @@ class DiffusionModule(pl.LightningModule):
         seed: seed of the noise and time draws (offset by rank); saved and restored with checkpoints.
         init_from: start from the weights (and EMA) of this checkpoint, e.g. a 2-rectified flow from its
             parent; the optimiser, step and images seen start fresh.
-        latent: the autoencoder and latent normalisation of latent shards (see generation/latents.py); set by
+        latent: the autoencoder and latent normalisation of latent shards (data/latent_space.py); set by
             `lit-diffusion fit` from the shards' dataset.json and kept in the checkpoint, so that sampling, previews
             and scoring decode samples to images. None: a pixel-space model.
     """
@@ -122,7 +124,7 @@ class DiffusionModule(pl.LightningModule):
         self.schedule = schedule or LRSchedule()
         self.ema = EMA(backbone, decay=ema_decay, sigma_rel=ema_sigma_rel)
         self.conditional, self.compile_backbone, self.seed = conditional, compile, int(seed)
-        self.latent = latent
+        self.latent = LatentSpace.from_optional(latent)  # the config and checkpoints hold the plain record
         self.images_seen = 0  # counted by RunBookkeeping
         self.train_seconds = 0.0  # wall time spent in fit, summed over resumes (equal-compute comparisons)
         self.model_spec: dict | None = None  # the config that built this module, set by the CLI
@@ -216,21 +218,10 @@ class DiffusionModule(pl.LightningModule):
         self._restore_rng_state()
         if self.throughput is None:
             self.throughput = Throughput(self.device, self.global_step, self.images_seen)
-            self.throughput.count_flops(self.backbone, lambda: self._flops_probe(batch))
+            self.throughput.count_flops(self.backbone, lambda: training_step_probe(self, batch))
         factor = self.schedule.factor(self.images_seen, self.max_images)
         for group in self.optimizers().param_groups if self._has_optimizer() else []:
             group["lr"] = self.lr * factor
-
-    def _flops_probe(self, batch) -> None:
-        """The training step's forward and backward on this batch, for the FLOP counter: gradients are
-        returned, not accumulated, and the noise comes from its own generator, so nothing the real step uses
-        changes (the real step is not run under the counter, which can change kernel choices)."""
-        x0, cond, noise = self._inputs(batch)
-        g = torch.Generator(device=self.device).manual_seed(0)
-        # dropout draws from the global RNG: fork it, or a resumed run (which probes again) would drift
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            loss = self.objective.loss(self.backbone, x0, cond, generator=g, noise=noise).mean()
-            torch.autograd.grad(loss, [p for p in self.backbone.parameters() if p.requires_grad], allow_unused=True)
 
     def _has_optimizer(self) -> bool:
         return self.trainer is not None and len(self.trainer.optimizers) > 0

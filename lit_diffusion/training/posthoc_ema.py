@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from lit_diffusion.runs import RunDirectory
 from lit_diffusion.training.ema import gamma_from_sigma_rel
+from lit_diffusion.training.ema_bank import DecayProfile, EMABank
 from lit_diffusion.training.posthoc_ema_math import Profile, solve_posthoc_ema
 
 FORMAT = "lit_diffusion.posthoc_ema/1"
@@ -53,6 +54,7 @@ class PostHocEMASnapshots(Callback):
             raise ValueError(f"PostHocEMASnapshots: every_n_steps must be >= 1, got {every_n_steps}")
         self.sigma_rels, self.every_n_steps = sigma_rels, int(every_n_steps)
         self.gammas = [gamma_from_sigma_rel(s) for s in sigma_rels]  # raises on a sigma_rel out of range
+        self.bank = EMABank([DecayProfile(gamma) for gamma in self.gammas])  # the live EMA's averaging step
         self.num_updates = 0
         self.shadows: list[dict[str, torch.Tensor]] | None = None  # per profile: parameter name -> average
         self._loaded: dict | None = None
@@ -116,11 +118,9 @@ class PostHocEMASnapshots(Callback):
     def _update(self, module: pl.LightningModule) -> None:
         self.num_updates += 1
         params = self._parameters(module)
-        for gamma, shadow in zip(self.gammas, self.shadows):
-            beta = (1.0 - 1.0 / self.num_updates) ** (gamma + 1.0)
-            names = list(shadow)
-            torch._foreach_lerp_([shadow[n] for n in names],
-                                 [params[n].detach().to(torch.float32) for n in names], 1.0 - beta)
+        names = list(self.shadows[0])  # every profile averages the same parameters
+        self.bank.update([[shadow[n] for n in names] for shadow in self.shadows],
+                         [params[n].detach() for n in names], self.num_updates)  # cast to float32 by the bank
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step == self._last_step:  # no optimiser step in this batch (gradient accumulation)

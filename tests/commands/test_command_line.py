@@ -62,6 +62,17 @@ def test_fit_stays_lightning_cli(capsys):
     assert stop.value.code == 0 and "--trainer" in capsys.readouterr().out
 
 
+def test_fit_validate_and_test_are_dispatched_through_commands(monkeypatch):
+    import lit_diffusion.training.cli as training_cli
+    from lit_diffusion.cli import COMMANDS
+
+    assert {COMMANDS[name][0] for name in ("fit", "validate", "test")} == {"lit_diffusion.commands.fit"}
+    seen = []
+    monkeypatch.setattr(training_cli, "main", lambda argv: seen.append(argv) or 0)
+    assert cli_main(["validate", "-c", "run.yaml", "--ckpt_path", "last"]) == 0
+    assert seen == [["validate", "-c", "run.yaml", "--ckpt_path", "last"]]  # LightningCLI reads the command word
+
+
 def test_hyphens_underscores_and_bare_booleans_parse_alike():
     spelled = {"hyphens": ["--ckpt", "a", "--out", "o", "--batch-size", "8", "--raw-weights", "--label", "-1"],
                "underscores": ["--ckpt=a", "--out", "o", "--batch_size", "8", "--raw_weights", "true", "--label=-1"]}

@@ -10,7 +10,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from lit_diffusion.backbones.mlp import MLP
 from lit_diffusion.cli import main as cli_main
-from lit_diffusion.compare.compute import FlopsUnmeasurable, StepCost, images_for_flops, step_flops
+from lit_diffusion.compare.compute import FlopsUnmeasurable, StepCost, images_for_flops
+from lit_diffusion.training.flops import step_flops
 from lit_diffusion.objectives.consistency_distillation import ConsistencyDistillation
 from lit_diffusion.objectives.consistency_training import ConsistencyTraining
 from lit_diffusion.objectives.flow_matching import FlowMatching

@@ -19,11 +19,11 @@ def test_summary_means_over_seeds_best_and_winners():
               row("b", 0, "heun", 3, 1.0, used=2), row("b", 1, "heun", 3, 3.0, used=2),
               row("b", 0, "heun", 3, 9.5, used=2, untrained=True), row("b", 1, "heun", 3, 9.5, used=2, untrained=True)]
     summary = summarise(["a", "b"], [0, 1], scores)
-    assert [(r.objective, r.nfe, r.fd) for r in summary.rows] == [("a", 1, [5.0, 7.0]), ("a", 4, [2.0, 4.0]),
+    assert [(r.objective, r.nfe, r.score) for r in summary.rows] == [("a", 1, [5.0, 7.0]), ("a", 4, [2.0, 4.0]),
                                                                   ("b", 2, [1.0, 3.0])]
-    assert summary.best["a"].setting.label == "euler@4" and summary.best["b"].mean_fd == 2.0
+    assert summary.best["a"].setting.label == "euler@4" and summary.best["b"].mean_score == 2.0
     assert {n: w.objective for n, w in summary.winners.items()} == {1: "a", 4: "a", 2: "b"}
-    assert [u.fd for u in summary.untrained["a"]] == [9.0, 8.0]
+    assert [u.score for u in summary.untrained["a"]] == [9.0, 8.0]
     assert fmt([1.0]) == "1.000" and fmt([1.0, 3.0]) == "2.000 ± 1.414"
 
 
@@ -53,7 +53,7 @@ def test_seeds_give_mean_std_and_the_union_of_their_intervals():
               _row("b", 0, "euler", 2, 5.0, 4.9, 5.1), _row("b", 1, "euler", 2, 5.2, 5.0, 5.4)]
     summary = summarise(["a", "b"], [0, 1], scores)
     a = summary.best["a"]
-    assert fmt(a.fd) == "2.000 ± 1.414" and a.interval == (0.8, 3.4)
+    assert fmt(a.score) == "2.000 ± 1.414" and a.interval == (0.8, 3.4)
     assert summary.verdict(2) == "a (euler)"  # 3.4 < 4.9: separated even over both seeds
     scores[1] = _row("a", 1, "euler", 2, 3.0, 2.7, 4.95)  # one seed reaching into b's interval: a tie
     assert summarise(["a", "b"], [0, 1], scores).verdict(2) == "tie: a (euler), b (euler)"

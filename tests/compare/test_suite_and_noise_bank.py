@@ -83,3 +83,57 @@ def test_suite_values_of_the_wrong_type_are_named(tmp_path, extra, message):
     path.write_text("name: x\nout: o\nbase_config: b\nshards: s\nobjectives: []\n" + extra)
     with pytest.raises(SuiteError, match=message):
         load_suite(path)
+
+
+MINIMAL = "name: x\nout: o\nbase_config: b\nshards: s\nobjectives: [{name: a, config: c, samplers: {euler: [1]}}]\n"
+
+
+def test_defaults_are_the_dataclasses_and_empty_sections_mean_them(tmp_path):
+    from lit_diffusion.compare.suite import DEFAULT_MAX_IMAGES, Evaluation, SuiteBudget
+
+    path = tmp_path / "suite.yaml"
+    for text in (MINIMAL, MINIMAL + "budget:\nevaluation: {}\nslurm:\n"):
+        path.write_text(text)
+        suite = load_suite(path)
+        assert suite.budget == SuiteBudget() and suite.evaluation == Evaluation() and suite.seeds == [0]
+        assert suite.max_images == DEFAULT_MAX_IMAGES and suite.num_samples == Evaluation.num_samples
+        assert suite.metrics is None and suite.slurm.job_name == "compare-x" and suite.source == str(path)
+    path.write_text(MINIMAL + "evaluation: {metrics: [fd, fd_dinov2], num_samples: 64}\nslurm: {max_parallel: 2}\n")
+    suite = load_suite(path)
+    assert suite.metrics == ["fd", "fd_dinov2"] and suite.num_samples == 64 and suite.max_parallel == 2
+
+
+def test_a_suite_is_frozen_and_budget_resolution_makes_a_new_one(tmp_path, monkeypatch):
+    import dataclasses
+
+    from lit_diffusion.compare import compute
+
+    path = tmp_path / "suite.yaml"
+    path.write_text(MINIMAL.replace("out: o", f"out: {tmp_path / 'out'}") + "budget: {max_flops: 1.0e12}\n")
+    suite = load_suite(path)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        suite.name = "y"
+    with pytest.raises(SuiteError, match="'a' has no image budget yet"):
+        suite.max_images_for("a")
+    monkeypatch.setattr(compute, "measure_step_cost", lambda s, e: compute.StepCost(4.0e9, 64))
+    resolved, costs = compute.resolve_budgets(suite, log=lambda line: None)
+    assert resolved.max_images_for("a") == 16_000 and costs["a"].flops_per_step == 4.0e9
+    assert suite.objective_images == {} and resolved.objectives == suite.objectives
+
+
+@pytest.mark.parametrize("extra,message", [
+    ("  - {name: b, config: c, samplers: {euler: [1]}, overrides: [--a, 1]}\n",
+     'objectives\\[1\\]: overrides must be a list of strings \\(quote numbers: "0"\\), got \\[\'--a\', 1\\]'),
+    ("  - {name: b, config: c, samplers: {euler: 4}}\n",
+     "objectives\\[1\\]: samplers must be a mapping of strings to lists of integers, got \\{'euler': 4\\}"),
+    ("  - {name: b, samplers: {euler: [4]}}\n", "objectives\\[1\\]: missing key 'config'"),
+    ("  - 3\n",
+     "objectives\\[1\\]: must be a mapping of \\['config', 'name', 'overrides', 'samplers', 'tune_from'\\], got 3"),
+])
+def test_an_entry_s_error_names_its_index(tmp_path, extra, message):
+    path = tmp_path / "suite.yaml"
+    path.write_text(MINIMAL.replace("objectives: [{name: a, config: c, samplers: {euler: [1]}}]\n",
+                                    "objectives:\n  - {name: a, config: c, samplers: {euler: [1]}}\n") + extra)
+    with pytest.raises(SuiteError, match=message) as error:
+        load_suite(path)
+    assert str(error.value).startswith(f"{path}: ") and "\n" not in str(error.value)

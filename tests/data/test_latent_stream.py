@@ -11,9 +11,11 @@ from lit_diffusion.backbones.autoencoders import KLAutoencoder
 from lit_diffusion.data.datamodule import ShardDataModule
 from lit_diffusion.data.latent_encode import EncodeJob, ShardImages, encode_dataset
 from lit_diffusion.data.latent_normalization import Normalization
+from lit_diffusion.data.latent_space import AutoencoderRecord
 from lit_diffusion.data.ordered_reader import OrderedShardReader
 
-RECORD = {"kind": "framework", "location": "test", "weights_sha256": "0" * 64}
+RECORD = AutoencoderRecord(kind="framework", location="test", subfolder=None, weights_sha256="0" * 64, in_channels=1,
+                           latent_channels=2, factor=1)
 
 
 def _encode(images, encoder, out, latent_shape, **job):
