@@ -51,7 +51,7 @@ class RunBookkeeping(Callback):
         pl_module.images_seen += self._batch_images * trainer.world_size
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if pl_module.images_seen >= pl_module.max_images:
+        if image_budget_reached(pl_module):
             trainer.should_stop = True
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
@@ -69,6 +69,12 @@ class LiveProgress:
     images_seen: int
     train_seconds: float  # the Timer's elapsed training time
     fit_finished: bool  # the Timer has stopped fit: only then does its time count as used
+
+
+def image_budget_reached(pl_module) -> bool:
+    """Whether the module has seen its max_images (the stop, and the log of the last window, ask this)."""
+    progress = LiveProgress(int(pl_module.global_step), int(pl_module.images_seen), 0.0, False)
+    return Budget(max_images=pl_module.max_images).reached(progress) is not None
 
 
 def budget_reached(trainer, pl_module) -> bool:

@@ -11,7 +11,7 @@ from lit_diffusion.data.latent_space import LatentSpace
 from lit_diffusion.generation.noise import SEED_STRIDE
 from lit_diffusion.objectives.base import DiffusionObjective
 from lit_diffusion.runs import open_checkpoint
-from lit_diffusion.training.bookkeeping import RunBookkeeping, restore_counts
+from lit_diffusion.training.bookkeeping import RunBookkeeping, image_budget_reached, restore_counts
 from lit_diffusion.training.ema import EMA
 from lit_diffusion.training.flops import training_step_probe
 from lit_diffusion.training.schedule import LRSchedule
@@ -233,7 +233,7 @@ class DiffusionModule(pl.LightningModule):
         # read and log here, inside the step: Lightning writes what this step logged right after it (a log in
         # on_train_batch_end would land on the next step's row), and a non-finite loss stops before the update
         every, step = self.trainer.log_every_n_steps, self.global_step + 1
-        if every and (step % every == 0 or self.images_seen >= self.max_images or self.trainer.should_stop):
+        if every and (step % every == 0 or image_budget_reached(self) or self.trainer.should_stop):
             self._check_window(log=True, next_first_step=step)
 
     def optimizer_step(self, *args, **kwargs):
