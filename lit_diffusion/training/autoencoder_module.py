@@ -19,7 +19,7 @@ import torch
 from lit_diffusion.backbones.autoencoders.kl_autoencoder import KLAutoencoder, kl_to_standard_normal
 from lit_diffusion.generation.latents import AUTOENCODER_CKPT_KEY
 from lit_diffusion.generation.noise import SEED_STRIDE
-from lit_diffusion.training.bookkeeping import RunBookkeeping, restore_counts
+from lit_diffusion.training.bookkeeping import RunBookkeeping, restore_counts, stop_at_image_budget
 from lit_diffusion.training.schedule import LRSchedule
 
 PREVIEW_IMAGES = 32  # originals and their reconstructions in a preview grid
@@ -105,6 +105,9 @@ class AutoencoderModule(pl.LightningModule):
         for name, value in out.items():
             self.log(f"train/{name}", value.detach(), prog_bar=name == "loss")
         return out["loss"]  # RunBookkeeping counts the batch's images next
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        stop_at_image_budget(self)  # after every callback's hook (training/bookkeeping.py says why)
 
     def validation_step(self, batch, batch_idx):
         out = self.losses(batch["x"], torch.Generator(device=self.device).manual_seed(10_000 + batch_idx))

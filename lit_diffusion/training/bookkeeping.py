@@ -3,9 +3,12 @@ budget. Modules return `RunBookkeeping()` from `configure_callbacks`, so that ev
 counts the same way; they keep the counts as attributes (`images_seen`, `train_seconds`, `max_images`) that
 their schedules and logs read.
 
-When each count moves (the trajectory depends on it): a batch's images are added after its `training_step` (which
-reads the count before it: schedule progress) and before the optimiser step (whose log reads the count after
-it); the stop is set at the batch's end."""
+When each count moves (the trajectory and the logs depend on it): a batch's images are added after its
+`training_step` (which reads the count before it: schedule progress) and before the optimiser step (whose log
+reads the count after it). The stop is set last at the batch's end, after the checkpoint callbacks have written
+the step (Lightning runs checkpoint callbacks after the others, and the module's own hook after every callback):
+a stop set earlier would make Lightning log a row the runs so far did not log. So the module's
+`on_train_batch_end` calls `stop_at_image_budget`, which decides here."""
 from __future__ import annotations
 
 import time
@@ -30,8 +33,8 @@ def restore_counts(module, checkpoint: dict) -> None:
 
 
 class RunBookkeeping(Callback):
-    """Counts images seen (all ranks), runs the clock of time spent in fit (summed over resumes), writes both into
-    every checkpoint and stops fit at the module's `max_images`."""
+    """Counts images seen (all ranks) and runs the clock of time spent in fit (summed over resumes), and writes
+    both into every checkpoint."""
 
     def __init__(self):
         self._batch_images = 0
@@ -49,10 +52,6 @@ class RunBookkeeping(Callback):
 
     def on_before_backward(self, trainer, pl_module, loss) -> None:
         pl_module.images_seen += self._batch_images * trainer.world_size
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if image_budget_reached(pl_module):
-            trainer.should_stop = True
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
         if self._clock is not None:
@@ -75,6 +74,12 @@ def image_budget_reached(pl_module) -> bool:
     """Whether the module has seen its max_images (the stop, and the log of the last window, ask this)."""
     progress = LiveProgress(int(pl_module.global_step), int(pl_module.images_seen), 0.0, False)
     return Budget(max_images=pl_module.max_images).reached(progress) is not None
+
+
+def stop_at_image_budget(pl_module) -> None:
+    """Stop fit once the module has seen its max_images (from the module's on_train_batch_end: see above)."""
+    if image_budget_reached(pl_module):
+        pl_module.trainer.should_stop = True
 
 
 def budget_reached(trainer, pl_module) -> bool:

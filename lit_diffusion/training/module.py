@@ -11,7 +11,8 @@ from lit_diffusion.data.latent_space import LatentSpace
 from lit_diffusion.generation.noise import SEED_STRIDE
 from lit_diffusion.objectives.base import DiffusionObjective
 from lit_diffusion.runs import open_checkpoint
-from lit_diffusion.training.bookkeeping import RunBookkeeping, image_budget_reached, restore_counts
+from lit_diffusion.training.bookkeeping import (RunBookkeeping, image_budget_reached, restore_counts,
+                                                stop_at_image_budget)
 from lit_diffusion.training.ema import EMA
 from lit_diffusion.training.flops import training_step_probe
 from lit_diffusion.training.schedule import LRSchedule
@@ -241,6 +242,9 @@ class DiffusionModule(pl.LightningModule):
         # a callback at the end of this batch already contains it
         super().optimizer_step(*args, **kwargs)
         self.ema.update(self.backbone)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        stop_at_image_budget(self)  # after every callback's hook (training/bookkeeping.py says why)
 
     def on_train_end(self) -> None:
         self._check_window(log=False)  # a non-finite loss in the last, unlogged steps still fails the run
