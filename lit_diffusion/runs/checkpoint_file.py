@@ -114,10 +114,7 @@ def _open_sharded(path: Path) -> ShardedCheckpoint:
     return ShardedCheckpoint(path, stamp, _records[stamp])
 
 
-def open_checkpoint(path: str | Path) -> OpenCheckpoint:
-    """The checkpoint at `path` (a file, or a sharded folder). Raises FileNotFoundError when there is none, the
-    loader's own error when the file is not a readable checkpoint, and CheckpointError (from `verify`/`full`)
-    when its tensors fail the content hash."""
+def _open(path: str | Path, keep: bool) -> OpenCheckpoint:
     path = Path(path)
     if path.is_dir() and is_sharded(path):
         return _open_sharded(path)
@@ -127,10 +124,19 @@ def open_checkpoint(path: str | Path) -> OpenCheckpoint:
     if stamp not in _records:
         contents = _load(path)
         _records[stamp] = record_of(contents, path)
-        _keep(stamp, contents)
+        if keep:
+            _keep(stamp, contents)
     return OpenCheckpoint(path, stamp, _records[stamp])
 
 
+def open_checkpoint(path: str | Path) -> OpenCheckpoint:
+    """The checkpoint at `path` (a file, or a sharded folder), its load kept for the `full()` that usually follows
+    (a resume, a tool). Raises FileNotFoundError when there is none, the loader's own error when the file is not
+    a readable checkpoint, and CheckpointError (from `verify`/`full`) when its tensors fail the content hash."""
+    return _open(path, keep=True)
+
+
 def read_record(path: str | Path) -> CheckpointRecord:
-    """The record alone (no weight is read)."""
-    return open_checkpoint(path).record
+    """The record alone (no weight is read). A load made for it is not kept: a long-lived reader (a comparison)
+    would otherwise hold files that checkpoint rotation deletes."""
+    return _open(path, keep=False).record

@@ -21,7 +21,7 @@ def _warn_unreadable(path: Path, error: Exception) -> None:
 
 
 def readable(path: Path) -> bool:
-    """Whether the whole checkpoint loads (every tensor record read) and matches its content hash."""
+    """Whether the checkpoint loads and its tensors (each read in full to hash them) match its content hash."""
     try:
         open_checkpoint(path).verify()
         return True

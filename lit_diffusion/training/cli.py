@@ -29,7 +29,7 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lit_diffusion.data.datamodule import ShardDataModule
 from lit_diffusion.distributed import StrategyOptions, config_hash, configure_trainer
 from lit_diffusion.distributed.preemption import RequeueOnSignal
-from lit_diffusion.runs import Budget, CheckpointError, RunDirectory, find_resume_checkpoint, read_record
+from lit_diffusion.runs import Budget, CheckpointError, RunDirectory, find_resume_checkpoint, open_checkpoint
 from lit_diffusion.runs.layout import CSV_LOGGER_NAME
 from lit_diffusion.runs.metrics import drop_rows_after
 from lit_diffusion.training.checkpointing import AtomicCheckpointIO
@@ -68,7 +68,7 @@ class DiffusionCLI(FitArgumentsCLI):
         if sub.get("ckpt_path"):
             self._resume_from = sub.ckpt_path
             if self.subcommand == "fit":
-                self._prepare_resume(sub, root, read_record(sub.ckpt_path))
+                self._prepare_resume(sub, root, open_checkpoint(sub.ckpt_path).record)
         self._model_spec = _plain(sub.model)
 
     def _prepare_resume(self, sub, root: Path, record) -> None:
@@ -106,7 +106,7 @@ class DiffusionCLI(FitArgumentsCLI):
         _check_backbone_takes(self.model.backbone, list(dm.train_set.info.shape), where, latent is not None)
         for name, path in (("--ckpt_path", self._resume_from), ("--model.init_from", self.model.hparams.get("init_from"))):
             if path:
-                trained_on = LatentSpace.from_optional(read_record(path).latent)
+                trained_on = LatentSpace.from_optional(open_checkpoint(path).record.latent)
                 check_same_latent_space(latent, trained_on, where, f"{name} {path}")
         self.model.latent = latent
         self._model_spec[LATENT_KEY] = None if latent is None else latent.to_dict()  # stored as the plain record
@@ -140,7 +140,7 @@ class DiffusionCLI(FitArgumentsCLI):
     def _make_logger(self, root: Path, project: str | None):
         if project is None:
             return CSVLogger(root, name=CSV_LOGGER_NAME)
-        run_id = read_record(self._resume_from).wandb_run_id if self._resume_from else None
+        run_id = open_checkpoint(self._resume_from).record.wandb_run_id if self._resume_from else None
         return WandbLogger(project=project, save_dir=str(root), id=run_id, resume="allow" if run_id else None,
                            settings=wandb_settings())
 

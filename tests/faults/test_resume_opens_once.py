@@ -22,3 +22,7 @@ def test_resume_loads_the_checkpoint_once(tmp_path, digits_shards, monkeypatch):
     assert fit(root, digits_shards, "--trainer.max_steps", "4", "--ckpt_path", "last") == 0
     assert loaded.count(last) == 1, loaded  # six before the door (lookup, verify, checks, budget, latent, load)
     assert torch.load(last, weights_only=False)["global_step"] == 4
+    loaded.clear()  # a file named explicitly: the config checks, the budget and Lightning's load share one load;
+    # LightningCLI itself reads the file's hyper-parameters first (weights_only, before any code of ours runs)
+    assert fit(root, digits_shards, "--trainer.max_steps", "5", "--ckpt_path", str(last)) == 0
+    assert loaded.count(last) == 2, loaded

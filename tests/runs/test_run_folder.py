@@ -12,7 +12,7 @@ def test_layout_names_every_file(tmp_path):
     assert run.preview(12) == tmp_path / "previews" / "step_0000012.png"
 
 
-def test_checkpoint_info_and_budget(tmp_path):
+def test_checkpoint_record_and_budget(tmp_path):
     run = RunDirectory(tmp_path)
     run.checkpoints.mkdir()
     torch.save({"global_step": 7, "images_seen": 448, "train_seconds": 3.0, "wandb_run_id": "abc",
