@@ -24,26 +24,32 @@ ROOT = ""  # the unit of lit_diffusion/__init__.py
 TOP = {"compare", "launch", "commands", "cli", "published"}  # may import anything (published writes training checkpoints)
 
 # unit -> lit_diffusion units it may import besides itself (and the package root)
-_EVALUATION = {"contract", "objectives", "samplers", "backbones", "data", "generation"}
-_DISTRIBUTED = {"contract", "objectives", "samplers", "backbones", "data", "generation", "evaluation", "runs"}
+# distributed sits just above the pure floors: its `process` module (which rank am I, on which device) is
+# torch-only and is read by data, generation, evaluation, runs and training, so distributed itself may import
+# none of those (that would be a cycle); its package __init__ imports nothing, so reaching `process` from a
+# Lightning-free folder does not pull in the Lightning strategies beside it (the chain rule checks this)
+_DISTRIBUTED = {"contract", "objectives", "samplers", "backbones"}
+_EVALUATION = {"contract", "objectives", "samplers", "backbones", "data", "generation", "distributed"}
 BELOW_TRAINING = {
     "contract": set(),
+    "typed_cli": set(),  # a typed function <-> argv (jsonargparse): the commands' parser, and compare's for `build:`
     "samplers": {"contract"},
     "backbones": set(),
     "objectives": {"contract", "samplers"},
-    "data": {"contract", "objectives"},
-    # generation opens autoencoder checkpoints through runs' one door (open_checkpoint), so runs sits below it
-    "generation": {"contract", "objectives", "samplers", "backbones", "data", "runs"},
-    "evaluation": _EVALUATION,
-    "runs": {"contract", "objectives", "samplers", "backbones", "data"},  # a run's lifecycle: torch only
     "distributed": _DISTRIBUTED,
+    "data": {"contract", "objectives", "distributed"},
+    # generation opens autoencoder checkpoints through runs' one door (open_checkpoint), so runs sits below it
+    "generation": {"contract", "objectives", "samplers", "backbones", "data", "distributed", "runs"},
+    "evaluation": _EVALUATION,
+    "runs": {"contract", "objectives", "samplers", "backbones", "data", "distributed"},  # a run's lifecycle
 }
-ALLOWED = {**BELOW_TRAINING, "training": _DISTRIBUTED | {"distributed"}}
+ALLOWED = {**BELOW_TRAINING, "training": _EVALUATION | {"evaluation", "runs"}}
 
 FORBIDDEN = ("lightning", "pytorch_lightning", "wandb")
 # data/datamodule.py is the LightningDataModule, so data itself is not Lightning-free (nor runs,
-# distributed, training and the top); a Lightning-free folder importing it fails through the chain rule
-LIGHTNING_FREE = ("contract", "samplers", "backbones", "objectives", "generation", "evaluation")
+# distributed, training and the top); a Lightning-free folder importing it fails through the chain rule,
+# as it would importing distributed's strategies (distributed.process alone is Lightning-free)
+LIGHTNING_FREE = ("contract", "typed_cli", "samplers", "backbones", "objectives", "generation", "evaluation")
 
 
 @dataclass(frozen=True)

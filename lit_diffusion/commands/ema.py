@@ -26,8 +26,8 @@ def ema(run_dir: str, *, sigma_rel: Optional[float] = None, out: Optional[str] =
         at_step: reconstruct at this snapshot step (default: the last one).
         ckpt: the checkpoint to copy (default: RUN/checkpoints/last.ckpt).
     """
-    from lit_diffusion.runs import RunDirectory, open_checkpoint
-    from lit_diffusion.training.checkpointing import AtomicCheckpointIO
+    from lit_diffusion.runs import RunDirectory
+    from lit_diffusion.training.ema_export import export_base, write_ema_checkpoint
     from lit_diffusion.training.posthoc_ema import list_snapshots, reconstruct_ema
 
     if not Path(run_dir).is_dir():
@@ -42,26 +42,11 @@ def ema(run_dir: str, *, sigma_rel: Optional[float] = None, out: Optional[str] =
         return 0
     if out is None:
         raise ValueError("--sigma_rel needs --out FILE.ckpt: where to write the checkpoint with the reconstructed EMA")
-    run = RunDirectory(run_dir)
     list_snapshots(run_dir)  # no snapshots: say so before anything else
-    base = Path(ckpt) if ckpt is not None else run.last_checkpoint
-    if not base.is_file():
-        raise FileNotFoundError(f"checkpoint {base} does not exist; pass --ckpt FILE (a checkpoint of this run)")
-    if Path(out).resolve().parent == run.checkpoints.resolve():
-        raise ValueError(f"--out {out} is in {run.checkpoints}, where `fit --ckpt_path last` would resume from it; "
-                         "write it elsewhere (e.g. the run folder itself)")
+    base = export_base(RunDirectory(run_dir), ckpt, out)
     result = reconstruct_ema(run_dir, sigma_rel, at_step)
-    checkpoint = open_checkpoint(base).full()
-    state = checkpoint["state_dict"]
-    missing = [k for k in result.state_dict if f"ema.shadow.{k}" not in state]
-    if missing:
-        raise ValueError(f"the snapshots do not fit {base}: keys {missing[:3]} are not in its EMA")
-    for key, value in result.state_dict.items():
-        state[f"ema.shadow.{key}"] = value.to(state[f"ema.shadow.{key}"].dtype)
-    checkpoint["posthoc_ema"] = result.summary() | {"coefficients": result.coefficients}
-    AtomicCheckpointIO().save_checkpoint(checkpoint, out)
-    note = "" if int(checkpoint.get("global_step", -1)) == result.step else \
-        f" (note: {base.name} is at step {checkpoint.get('global_step')}, its non-EMA state is from there)"
+    step = write_ema_checkpoint(base, result, out)
+    note = "" if step == result.step else f" (note: {base.name} is at step {step}, its non-EMA state is from there)"
     print(json.dumps(result.summary()))
     print(f"{out}: EMA sigma_rel {sigma_rel} at step {result.step} from {len(result.coefficients)} snapshot(s), "
           f"profile residual {result.relative_residual:.2e}{note}")

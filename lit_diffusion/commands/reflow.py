@@ -4,7 +4,8 @@ from __future__ import annotations
 import sys
 from typing import Optional
 
-from lit_diffusion.commands.parsing import command_line, run
+from lit_diffusion.commands.parsing import run
+from lit_diffusion.data.build import command_line, write_pairs
 
 
 def reflow(*, ckpt: str, num: int, out: str, sampler: str = "heun", nfe: int = 33, batch_size: int = 256,
@@ -28,44 +29,22 @@ def reflow(*, ckpt: str, num: int, out: str, sampler: str = "heun", nfe: int = 3
         seed: seed of the noise.
         device: torch device (default: cuda when available, else cpu).
     """
-    import numpy as np
-    import torch
-
-    from lit_diffusion.data.sources import TensorPairSource
-    from lit_diffusion.data.writer import BuildOptions, build_dataset, resolve_encode_options
-    from lit_diffusion.generation import generate
+    from lit_diffusion.generation.session import GenerationSession, check_counts
     from lit_diffusion.training.loading import load_module
 
     arguments = dict(ckpt=ckpt, num=num, out=out, sampler=sampler, nfe=nfe, batch_size=batch_size, seed=seed)
-    if num < 1:
-        raise ValueError(f"--num must be >= 1, got {num}")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    module = load_module(ckpt).to(device)
-    if module.sample_shape is None:
-        raise SystemExit(f"lit-diffusion reflow: {ckpt} records no sample shape")
-    if type(module.objective).__name__ != "RectifiedFlow":
-        print(f"note: reflow from a {type(module.objective).__name__} model; the pairs are its ODE couplings",
+    check_counts(num=num)
+    session = GenerationSession.open(ckpt, load_module, command="lit-diffusion reflow", device=device)
+    if type(session.module.objective).__name__ != "RectifiedFlow":
+        print(f"note: reflow from a {type(session.module.objective).__name__} model; the pairs are its ODE couplings",
               file=sys.stderr)
-    # why: a conditional model sampled without labels gets the null class, untrained at label dropout 0
-    num_classes = module.sample_classes
-    noises, targets, labels = [], [], []
-    for batch in generate(module.objective, module.ema.shadow, module.sample_shape, num, seed=seed,
-                          batch_size=batch_size, device=device, sampler=sampler, nfe=nfe, num_classes=num_classes,
-                          **module.sample_options):
-        noises.append(batch.noise.numpy())
-        targets.append(batch.x0.float().cpu().numpy())
-        if batch.labels is not None:
-            labels.append(batch.labels.cpu().numpy())
-        print(f"reflow: {batch.indices[-1] + 1}/{num} pairs", file=sys.stderr)
-    label_array = np.concatenate(labels).astype(np.int64) if labels else None
-    class_names = [str(c) for c in range(num_classes)] if labels else []
-    source = TensorPairSource(np.concatenate(noises).astype(np.float32), np.concatenate(targets).astype(np.float32),
-                              label_array, class_names,
-                              {"reflow_from": str(ckpt), "sampler": sampler, "nfe": nfe, "seed": seed,
-                               "labels": "i mod classes" if labels else None})
-    build = BuildOptions(out=out, workers=0, progress=False, overwrite=True)
-    info = build_dataset(source, build, resolve_encode_options(source),
-                         command=command_line(["lit-diffusion", "reflow"], arguments, reflow))["all"]
+    # classes i mod classes, as in `sample`: without labels a model gets its null class, untrained at dropout 0
+    pairs = session.couplings(num, seed=seed, batch_size=batch_size, sampler=sampler, nfe=nfe,
+                              **session.module.sample_options)
+    description = {"reflow_from": str(ckpt), "sampler": sampler, "nfe": nfe, "seed": seed,
+                   "labels": "i mod classes" if pairs.labels is not None else None}
+    info = write_pairs(pairs.noise, pairs.x0, pairs.labels, session.num_classes, out=out, description=description,
+                       command=command_line(["lit-diffusion", "reflow"], arguments, reflow))
     print(f"{out}: {info.num_samples} pairs, shape {info.shape}, {len(info.shards)} shard(s), "
           f"fingerprint {info.fingerprint[:16]}")
     return 0

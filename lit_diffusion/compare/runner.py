@@ -25,18 +25,21 @@ def ensure_shards(suite: Suite) -> None:
         return
     if not suite.build:
         raise FileNotFoundError(f"{suite.source}: shards {suite.shards} not found and no 'build' given")
-    # the suite's `build:` list is `lit-diffusion data build` syntax: that command's own parser reads it
-    from lit_diffusion.commands import data
-    from lit_diffusion.commands.parsing import parse, resolve
+    # the suite's `build:` list is `lit-diffusion data build` syntax: the same source functions, the same parser
+    from lit_diffusion.data.build import SOURCES
+    from lit_diffusion.typed_cli import parse
 
-    argv = ["build", *suite.build, "--out", suite.shards, "--no-progress"]
+    source, *rest = suite.build
+    if source not in SOURCES:
+        raise RuntimeError(f"{suite.source}: 'build' {suite.build} is not valid `lit-diffusion data build` syntax: "
+                           f"unknown source {source!r} (one of {sorted(SOURCES)})")
     try:
-        build, rest, prog = resolve(data.COMMANDS, argv, "lit-diffusion data")
-        arguments = parse(build, rest, prog)
+        arguments = parse(SOURCES[source], [*rest, "--out", suite.shards, "--no-progress"],
+                          f"lit-diffusion data build {source}")
     except SystemExit:  # the parser already printed what is wrong with the list
         raise RuntimeError(f"{suite.source}: 'build' {suite.build} is not valid `lit-diffusion data build` "
                            "syntax") from None
-    build(**arguments)
+    SOURCES[source](**arguments)
 
 
 def feature_network(suite: Suite, out: Path):

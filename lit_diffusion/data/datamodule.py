@@ -14,7 +14,8 @@ import multiprocessing
 from typing import Any, Iterator, Literal
 
 import lightning.pytorch as pl
-import torch
+
+from lit_diffusion.distributed.process import process_group
 
 from .decode import Transform
 from .latent_decode import LatentSampleDecoder, train_decoder
@@ -167,8 +168,9 @@ class ShardDataModule(pl.LightningDataModule):
         return self.train_set.info
 
     def _rank_world(self) -> tuple[int, int]:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        group = process_group()  # the stream follows the process group's ranks once there is one
+        if group is not None:
+            rank, world = group
             if self.world_size is not None and (self.rank, self.world_size) != (rank, world):
                 raise ValueError(f"ShardDataModule: rank/world_size={self.rank}/{self.world_size} contradict "
                                  f"torch.distributed ({rank}/{world})")

@@ -17,6 +17,8 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from lit_diffusion.distributed.process import process_group
+
 log = logging.getLogger("lit_diffusion.distributed")
 
 
@@ -64,7 +66,7 @@ class Throughput:
         seconds = now - start
         rates = {"images_per_second": (images - start_images) / seconds}
         if self.flops_per_step:
-            world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+            world = (process_group() or (0, 1))[1]
             achieved = self.flops_per_step * world * (step - start_step) / seconds  # all ranks together
             rates["tflops"] = achieved / 1e12
             if self.device.type == "cuda":

@@ -1,4 +1,4 @@
-"""torch.distributed helpers for evaluation: rank/world, and gathering rows of different counts.
+"""torch.distributed helpers for evaluation: rank/world (from distributed.process), and gathering rows of different counts.
 
 Everything works without an initialised process group (a single process is rank 0 of 1). Tensors
 travel on the backend's device: the current CUDA device for NCCL, the CPU otherwise (gloo).
@@ -10,15 +10,17 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from lit_diffusion.distributed.process import process_group
+
 
 def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
 def rank_world() -> tuple[int, int]:
-    if is_distributed():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+    """The process group's (rank, world size); (0, 1) without one, even under a launcher: the gathers here
+    need the group, so without it each process evaluates everything."""
+    return process_group() or (0, 1)
 
 
 def comm_device() -> torch.device:

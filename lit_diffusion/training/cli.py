@@ -27,8 +27,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
 from lit_diffusion.data.datamodule import ShardDataModule
-from lit_diffusion.distributed import StrategyOptions, config_hash, configure_trainer
+from lit_diffusion.distributed.configure import configure_trainer
+from lit_diffusion.distributed.preflight import config_hash
 from lit_diffusion.distributed.preemption import RequeueOnSignal
+from lit_diffusion.distributed.strategies import StrategyOptions
 from lit_diffusion.runs import Budget, CheckpointError, RunDirectory, find_resume_checkpoint, open_checkpoint
 from lit_diffusion.runs.layout import CSV_LOGGER_NAME
 from lit_diffusion.runs.metrics import drop_rows_after

@@ -11,6 +11,8 @@ import logging
 import os
 from pathlib import Path
 
+from lit_diffusion.distributed import process
+
 log = logging.getLogger("lit_diffusion.training")
 
 LOCK_NAME = ".lock"
@@ -63,7 +65,4 @@ class RunLock:
 
 def is_global_rank_zero_process() -> bool:
     """Before the Trainer exists: whether this process is rank 0 (other ranks share the folder by design)."""
-    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK"):
-        if os.environ.get(name, "0") not in ("", "0"):
-            return False
-    return True
+    return process.launched().is_global_zero

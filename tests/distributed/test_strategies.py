@@ -10,10 +10,9 @@ import torch
 from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy
 
 from lit_diffusion.backbones import DiT, UNet
-from lit_diffusion.distributed import (PRESETS, PreflightError, RequeueOnSignal, StrategyOptions, build_strategy,
-                                       config_hash)
-from lit_diffusion.distributed.preflight import check_ranks
-from lit_diffusion.distributed.strategies import block_class_of
+from lit_diffusion.distributed.preemption import RequeueOnSignal
+from lit_diffusion.distributed.preflight import PreflightError, check_ranks, config_hash
+from lit_diffusion.distributed.strategies import PRESETS, StrategyOptions, block_class_of, build_strategy
 from lit_diffusion.backbones.dit import DiTBlock
 
 
