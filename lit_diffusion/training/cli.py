@@ -83,7 +83,8 @@ class DiffusionCLI(FitArgumentsCLI):
             return
         removed = drop_rows_after(RunDirectory(root), record.global_step)
         if removed:
-            log.warning("dropped %d CSV row(s) logged after step %d by the interrupted run", removed, record.global_step)
+            log.warning("dropped %d CSV row(s) logged after step %d by the interrupted run", removed,
+                        record.global_step)
 
     def _run_subcommand(self, subcommand: str) -> None:
         if getattr(self, "nothing_to_do", None):

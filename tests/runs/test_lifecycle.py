@@ -44,7 +44,8 @@ def test_the_door_reads_the_record_and_hands_out_the_verified_dict(tmp_path):
     path = tmp_path / "a.ckpt"
     _write(path)
     record = read_record(path)
-    assert (record.global_step, record.images_seen, record.train_seconds, record.sample_shape) == (3, 96, 1.5, (1, 4, 4))
+    assert (record.global_step, record.images_seen, record.train_seconds) == (3, 96, 1.5)
+    assert record.sample_shape == (1, 4, 4)
     assert record.image_data and record.latent == {"kind": "x"} and record.fit_finished
     assert record.backbone_parameters == 12 and record.identity == record.content_sha256
     full = open_checkpoint(path).full()
@@ -75,6 +76,7 @@ def test_a_sharded_folder_is_opened_through_the_same_door(tmp_path):
         open_checkpoint(folder)
     torch.save({"global_step": 7, "images_seen": 224, "model_spec": {"m": 1}}, folder / "meta.pt")
     record = read_record(folder)
-    assert (record.global_step, record.images_seen, record.model_spec, record.backbone_parameters) == (7, 224, {"m": 1}, 12)
+    assert (record.global_step, record.images_seen, record.model_spec) == (7, 224, {"m": 1})
+    assert record.backbone_parameters == 12  # from the DCP metadata's tensor shapes
     with pytest.raises(CheckpointError, match="sharded folder"):
         open_checkpoint(folder).full()
