@@ -38,9 +38,10 @@ BELOW_TRAINING = {
     "objectives": {"contract", "samplers"},
     "distributed": _DISTRIBUTED,
     "data": {"contract", "objectives", "distributed"},
-    "generation": {"contract", "objectives", "samplers", "backbones", "data", "distributed"},
+    # generation opens autoencoder checkpoints through runs' one door (open_checkpoint), so runs sits below it
+    "generation": {"contract", "objectives", "samplers", "backbones", "data", "distributed", "runs"},
     "evaluation": _EVALUATION,
-    "runs": _EVALUATION,  # the run-folder layer: a sibling of evaluation, neither imports the other
+    "runs": {"contract", "objectives", "samplers", "backbones", "data", "distributed"},  # a run's lifecycle
 }
 ALLOWED = {**BELOW_TRAINING, "training": _EVALUATION | {"evaluation", "runs"}}
 

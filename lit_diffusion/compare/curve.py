@@ -12,7 +12,7 @@ from pathlib import Path
 from lit_diffusion.compare.results import Setting
 from lit_diffusion.compare.suite import ObjectiveEntry, Suite
 from lit_diffusion.compare.tuning import Pretraining
-from lit_diffusion.runs import read_checkpoint_info
+from lit_diffusion.runs import read_record
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def curve_checkpoints(checkpoints: Path, points: int) -> list:
     (one per step: last.ckpt and a numbered file of the same step count once)."""
     by_step = {}
     for path in sorted(checkpoints.glob("*.ckpt")):
-        info = read_checkpoint_info(path)
+        info = read_record(path)
         if info.global_step > 0:
             by_step.setdefault(info.global_step, info)
     steps = sorted(by_step)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from lit_diffusion.compare.curve import default_setting
 from lit_diffusion.compare.suite import ObjectiveEntry, Suite
-from lit_diffusion.runs import read_checkpoint_info
+from lit_diffusion.runs import read_record
 
 SNAPSHOT_EVERY_FRACTION = 0.1  # the compare switches snapshots on: one every 10% of a run's steps
 
@@ -42,7 +42,7 @@ def sweep_run(suite: Suite, entry: ObjectiveEntry, seed: int, metric, reference,
         if suite.ema_sweep:
             log(f"[{entry.name} seed {seed}] no post-hoc EMA snapshots in {snapshots}: EMA sweep skipped")
         return []
-    identity = read_checkpoint_info(run.last_checkpoint).identity
+    identity = read_record(run.last_checkpoint).identity
     cache_file = run.root / "ema_sweep.json"
     cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
     setting, points = default_setting(entry), []

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 from lit_diffusion.evaluation.metric import COMPANIONS
 from lit_diffusion.evaluation.metric_registry import PRIMARY
-from lit_diffusion.runs import CheckpointInfo, RunDirectory
+from lit_diffusion.runs import CheckpointRecord, RunDirectory
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ class TrainRecord:
     pretraining_images: int = 0  # of the above, spent by the run this one was tuned from (compare/tuning.py)
 
     @classmethod
-    def from_checkpoint(cls, info: CheckpointInfo, flops_per_image: float = 0.0, pretraining=None) -> "TrainRecord":
+    def from_checkpoint(cls, info: CheckpointRecord, flops_per_image: float = 0.0, pretraining=None) -> "TrainRecord":
         """The run's own cost, plus its pre-training's (a compare.tuning.Pretraining) where it was tuned; FLOPs
         per image are then the average over both stages."""
         if pretraining is None or not pretraining.images_seen:

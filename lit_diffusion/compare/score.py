@@ -18,7 +18,7 @@ from lit_diffusion.compare.results import ScoreRow, Setting
 from lit_diffusion.compare.suite import ObjectiveEntry, Suite
 from lit_diffusion.evaluation.metric import MetricValue, Reference, Samples
 from lit_diffusion.generation.latents import LatentCodec, to_images
-from lit_diffusion.runs import RunDirectory, read_checkpoint_info
+from lit_diffusion.runs import RunDirectory, read_record
 
 BANK_SEED = 20_251  # the evaluation noise is the same for every objective, sampler and seed
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # where evaluation samples and extracts features
@@ -56,7 +56,7 @@ class ScoreCache:
 
 
 def _checkpoint_identity(run: RunDirectory) -> str | None:
-    return read_checkpoint_info(run.last_checkpoint).identity if run.last_checkpoint.is_file() else None
+    return read_record(run.last_checkpoint).identity if run.last_checkpoint.is_file() else None
 
 
 def score_samples(samples: Samples, metrics: list, reference: Reference, bootstrap: int = 0) -> dict:

@@ -14,14 +14,15 @@ import yaml
 from lit_diffusion.compare.results import TrainRecord
 from lit_diffusion.compare.suite import ObjectiveEntry, Suite
 from lit_diffusion.compare.tuning import own_images, pretraining
-from lit_diffusion.runs import MetricsLog, RunDirectory, read_checkpoint_info
+from lit_diffusion.runs import Budget, MetricsLog, RunDirectory, read_record
 
 
 def finished(suite: Suite, entry: ObjectiveEntry, seed: int) -> bool:
     """Whether the run's last checkpoint has used up its budget (images, FLOPs as images, or wall-clock time;
     a tuned run's images are what its pre-training left)."""
     last = suite.run(entry.name, seed).last_checkpoint
-    return last.is_file() and read_checkpoint_info(last).finished(own_images(suite, entry, seed), suite.max_time_seconds)
+    return last.is_file() and Budget(max_images=own_images(suite, entry, seed),
+                                     max_time_seconds=suite.max_time_seconds).reached(read_record(last)) is not None
 
 
 def checkpoint_spacing(suite: Suite, max_images: int, batch_size: int, log_every: int) -> dict:
@@ -81,7 +82,7 @@ def record_training(suite: Suite, entry: ObjectiveEntry, seed: int, flops_per_im
     training FLOPs (the measured FLOPs per image of a step x images seen, all ranks); a tuned run's record
     includes its pre-training (flops_per_image: objective -> measured FLOPs per image)."""
     run = suite.run(entry.name, seed)
-    record = TrainRecord.from_checkpoint(read_checkpoint_info(run.last_checkpoint),
+    record = TrainRecord.from_checkpoint(read_record(run.last_checkpoint),
                                          (flops_per_image or {}).get(entry.name, 0.0),
                                          pretraining(suite, entry, seed, flops_per_image))
     record.write(run)

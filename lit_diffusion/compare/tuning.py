@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lit_diffusion.compare.suite import ObjectiveEntry, Suite, SuiteError
-from lit_diffusion.runs import CheckpointInfo, read_checkpoint_info
+from lit_diffusion.runs import CheckpointRecord, read_record
 
 
 @dataclass(frozen=True)
@@ -21,11 +21,11 @@ class Pretraining:
     checkpoint: str | None = None
 
 
-def pretraining_checkpoint(suite: Suite, entry: ObjectiveEntry, seed: int) -> CheckpointInfo:
+def pretraining_checkpoint(suite: Suite, entry: ObjectiveEntry, seed: int) -> CheckpointRecord:
     """The earlier run's checkpoint this run starts from: the most images seen up to `tune_from.images`."""
     source = entry.tune_from
     run = suite.run(source.objective, seed)
-    infos = [read_checkpoint_info(p) for p in sorted(run.checkpoints.glob("*.ckpt"))] if run.checkpoints.is_dir() else []
+    infos = [read_record(p) for p in sorted(run.checkpoints.glob("*.ckpt"))] if run.checkpoints.is_dir() else []
     fitting = [i for i in infos if 0 < i.images_seen <= source.images]
     if not fitting:
         seen = sorted({i.images_seen for i in infos})

@@ -13,6 +13,7 @@ from torch import nn
 
 from lit_diffusion.backbones.autoencoders import DiffusersAutoencoder, KLAutoencoder, weights_digest
 from lit_diffusion.data.latent_space import LATENT_KEY, AutoencoderRecord, LatentSpace  # noqa: F401 (old home)
+from lit_diffusion.runs import open_checkpoint
 
 FRAMEWORK_CLASSES = {"lit_diffusion.backbones.autoencoders.KLAutoencoder": KLAutoencoder,
                      "lit_diffusion.backbones.autoencoders.kl_autoencoder.KLAutoencoder": KLAutoencoder}
@@ -24,7 +25,7 @@ def _load_framework(path: Path) -> nn.Module:
         raise FileNotFoundError(f"autoencoder checkpoint {path} does not exist: train one with `lit-diffusion fit -c "
                                 f"experiments/autoencoder/mnist.yaml` (RUN/checkpoints/last.ckpt), or give a "
                                 f"diffusers folder / hub id")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = open_checkpoint(path).full()  # hash-checked like every checkpoint
     spec = ckpt.get(AUTOENCODER_CKPT_KEY) if isinstance(ckpt, dict) else None
     if spec is None or spec.get("class_path") not in FRAMEWORK_CLASSES:
         raise ValueError(f"{path} is not a checkpoint of the framework's autoencoder (no {AUTOENCODER_CKPT_KEY!r} "

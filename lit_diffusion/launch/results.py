@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lit_diffusion.runs import MetricsLog, RunDirectory, find_resume_checkpoint, read_checkpoint_info
+from lit_diffusion.runs import MetricsLog, RunDirectory, find_resume_checkpoint, read_record
 
 
 def final_metric(run_dir: Path, key: str) -> float | None:
@@ -21,4 +21,4 @@ def final_metric(run_dir: Path, key: str) -> float | None:
 
 def final_step(run_dir: Path) -> int | None:
     found = find_resume_checkpoint(RunDirectory(run_dir).checkpoints)
-    return None if found is None else read_checkpoint_info(found).global_step
+    return None if found is None else read_record(found).global_step

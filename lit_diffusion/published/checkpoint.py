@@ -18,7 +18,7 @@ from lit_diffusion.data.latent_space import LATENT_KEY, LatentSpace
 from lit_diffusion.published.imported import COMPUTED, ImportedModel
 from lit_diffusion.published.keys import check_state_dict
 from lit_diffusion.runs import RunDirectory
-from lit_diffusion.runs.checkpoint_info import RUN_FIELDS
+from lit_diffusion.runs.record import RUN_FIELDS
 from lit_diffusion.training.checkpointing import AtomicCheckpointIO
 from lit_diffusion.training.module import DiffusionModule
 

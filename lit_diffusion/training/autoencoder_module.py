@@ -11,7 +11,6 @@ arguments, which is all `lit-diffusion data encode --autoencoder RUN/checkpoints
 """
 from __future__ import annotations
 
-import time
 from typing import Literal
 
 import lightning.pytorch as pl
@@ -19,6 +18,8 @@ import torch
 
 from lit_diffusion.backbones.autoencoders.kl_autoencoder import KLAutoencoder, kl_to_standard_normal
 from lit_diffusion.generation.latents import AUTOENCODER_CKPT_KEY
+from lit_diffusion.generation.noise import SEED_STRIDE
+from lit_diffusion.training.bookkeeping import RunBookkeeping, restore_counts, stop_at_image_budget
 from lit_diffusion.training.schedule import LRSchedule
 
 PREVIEW_IMAGES = 32  # originals and their reconstructions in a preview grid
@@ -47,8 +48,7 @@ class AutoencoderModule(pl.LightningModule):
         self.autoencoder = autoencoder
         self.max_images, self.lr, self.betas, self.kl_weight = int(max_images), float(lr), tuple(betas), float(kl_weight)
         self.schedule, self.reconstruction, self.seed = schedule or LRSchedule(), reconstruction, int(seed)
-        self.images_seen, self.train_seconds = 0, 0.0
-        self._fit_clock: tuple[float, float] | None = None
+        self.images_seen, self.train_seconds = 0, 0.0  # counted by RunBookkeeping
         self.model_spec: dict | None = None  # set by the CLI
         self.sample_shape: tuple[int, ...] | None = None  # image shape (previews)
         self.noise_generator: torch.Generator | None = None
@@ -72,7 +72,7 @@ class AutoencoderModule(pl.LightningModule):
 
     def _generator(self) -> torch.Generator:
         if self.noise_generator is None or self.noise_generator.device != self.device:
-            g = torch.Generator(device=self.device).manual_seed(self.seed * 1_000_003 + self.global_rank)
+            g = torch.Generator(device=self.device).manual_seed(self.seed * SEED_STRIDE + self.global_rank)
             if self._pending_generator_state is not None:
                 g.set_state(self._pending_generator_state)
                 self._pending_generator_state = None
@@ -88,8 +88,8 @@ class AutoencoderModule(pl.LightningModule):
         kl = kl_to_standard_normal(mean, logvar) / pixels
         return {"loss": (rec + self.kl_weight * kl).mean(), "reconstruction": rec.mean(), "kl": kl.mean()}
 
-    def on_fit_start(self) -> None:
-        self._fit_clock = (time.perf_counter(), self.train_seconds)
+    def configure_callbacks(self):
+        return [RunBookkeeping()]
 
     def on_train_batch_start(self, batch, batch_idx):
         factor = self.schedule.factor(self.images_seen, self.max_images)
@@ -104,12 +104,10 @@ class AutoencoderModule(pl.LightningModule):
         out = self.losses(x, self._generator())
         for name, value in out.items():
             self.log(f"train/{name}", value.detach(), prog_bar=name == "loss")
-        self.images_seen += x.shape[0] * self.trainer.world_size
-        return out["loss"]
+        return out["loss"]  # RunBookkeeping counts the batch's images next
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
-        if self.images_seen >= self.max_images:
-            self.trainer.should_stop = True
+        stop_at_image_budget(self)  # after every callback's hook (training/bookkeeping.py says why)
 
     def validation_step(self, batch, batch_idx):
         out = self.losses(batch["x"], torch.Generator(device=self.device).manual_seed(10_000 + batch_idx))
@@ -127,12 +125,7 @@ class AutoencoderModule(pl.LightningModule):
         recon = self.autoencoder.decode(mean).clamp(-1, 1)
         return torch.stack([x, recon], dim=1).flatten(0, 1)
 
-    def on_save_checkpoint(self, checkpoint):
-        checkpoint["images_seen"] = self.images_seen
-        if self._fit_clock is not None:
-            start, before = self._fit_clock
-            self.train_seconds = before + time.perf_counter() - start
-        checkpoint["train_seconds"] = self.train_seconds
+    def on_save_checkpoint(self, checkpoint):  # images seen and train seconds: RunBookkeeping
         if self.model_spec is not None:
             checkpoint["model_spec"] = self.model_spec
         if self.sample_shape is not None:
@@ -141,10 +134,7 @@ class AutoencoderModule(pl.LightningModule):
         checkpoint[AUTOENCODER_CKPT_KEY] = self.autoencoder_record()
 
     def on_load_checkpoint(self, checkpoint):
-        self.images_seen = int(checkpoint.get("images_seen", 0))
-        self.train_seconds = float(checkpoint.get("train_seconds", 0.0))
-        if self._fit_clock is not None:
-            self._fit_clock = (self._fit_clock[0], self.train_seconds)
+        restore_counts(self, checkpoint)
         self.model_spec = checkpoint.get("model_spec", self.model_spec)
         if checkpoint.get("sample_shape") is not None:
             self.sample_shape = tuple(checkpoint["sample_shape"])

@@ -10,7 +10,8 @@ from pathlib import Path
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from lit_diffusion.runs.checkpoint_info import HASH_FIELD, RUN_FIELDS, content_hash, verify_content
+from lit_diffusion.runs import content_hash, open_checkpoint
+from lit_diffusion.runs.record import HASH_FIELD, RUN_FIELDS
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -42,6 +43,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise RuntimeError(message) from error  # torch reports a failed write as an enforce failure
 
     def load_checkpoint(self, path, *args, **kwargs):
-        checkpoint = super().load_checkpoint(path, *args, **kwargs)
-        verify_content(checkpoint, path)  # corrupt tensor data loads without error: catch it before training on it
-        return checkpoint
+        # through the one door: corrupt tensor data loads without error, so the hash is checked before training on
+        # it; a resume lookup has loaded (and checked) this very file already, and that load is reused
+        return open_checkpoint(path).full()

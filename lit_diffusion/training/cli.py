@@ -31,7 +31,7 @@ from lit_diffusion.distributed.configure import configure_trainer
 from lit_diffusion.distributed.preflight import config_hash
 from lit_diffusion.distributed.preemption import RequeueOnSignal
 from lit_diffusion.distributed.strategies import StrategyOptions
-from lit_diffusion.runs import CheckpointError, RunDirectory, find_resume_checkpoint, read_checkpoint_info
+from lit_diffusion.runs import Budget, CheckpointError, RunDirectory, find_resume_checkpoint, open_checkpoint
 from lit_diffusion.runs.layout import CSV_LOGGER_NAME
 from lit_diffusion.runs.metrics import drop_rows_after
 from lit_diffusion.training.checkpointing import AtomicCheckpointIO
@@ -39,7 +39,8 @@ from lit_diffusion.training.config import TRAINER_DEFAULTS, FitArgumentsCLI, cho
 from lit_diffusion.training.config import plain as _plain  # its name here before it moved to training/config.py
 from lit_diffusion.training.config_checks import check_fit_config
 from lit_diffusion.training.final_checkpoint import FinalCheckpoint
-from lit_diffusion.training.run_checkpoint import CheckpointFields, RunCheckpoint, budget_reached, wandb_settings
+from lit_diffusion.training.bookkeeping import budget_reached
+from lit_diffusion.training.run_checkpoint import CheckpointFields, RunCheckpoint, wandb_settings
 from lit_diffusion.training.run_lock import RunFolderLocked, RunLock, is_global_rank_zero_process
 from lit_diffusion.training.module import DiffusionModule
 from lit_diffusion.training.preview import SamplePreview
@@ -69,20 +70,21 @@ class DiffusionCLI(FitArgumentsCLI):
         if sub.get("ckpt_path"):
             self._resume_from = sub.ckpt_path
             if self.subcommand == "fit":
-                self._prepare_resume(sub, root, read_checkpoint_info(sub.ckpt_path))
+                self._prepare_resume(sub, root, open_checkpoint(sub.ckpt_path).record)
         self._model_spec = _plain(sub.model)
 
-    def _prepare_resume(self, sub, root: Path, info) -> None:
+    def _prepare_resume(self, sub, root: Path, record) -> None:
         """Say so and train nothing when the checkpoint has reached this command's budget; otherwise drop the CSV
         rows of steps after it (a killed run logged them, the resume logs them again)."""
-        self.nothing_to_do = _budget_used(info, sub)
+        self.nothing_to_do = _budget(sub).reached(record)
         if self.nothing_to_do:
             log.warning("%s: the run already finished (%s); nothing to train. Raise --trainer.max_steps, "
-                        "--model.max_images or --trainer.max_time to continue it", info.path, self.nothing_to_do)
+                        "--model.max_images or --trainer.max_time to continue it", record.path, self.nothing_to_do)
             return
-        removed = drop_rows_after(RunDirectory(root), info.global_step)
+        removed = drop_rows_after(RunDirectory(root), record.global_step)
         if removed:
-            log.warning("dropped %d CSV row(s) logged after step %d by the interrupted run", removed, info.global_step)
+            log.warning("dropped %d CSV row(s) logged after step %d by the interrupted run", removed,
+                        record.global_step)
 
     def _run_subcommand(self, subcommand: str) -> None:
         if getattr(self, "nothing_to_do", None):
@@ -107,8 +109,7 @@ class DiffusionCLI(FitArgumentsCLI):
         _check_backbone_takes(self.model.backbone, list(dm.train_set.info.shape), where, latent is not None)
         for name, path in (("--ckpt_path", self._resume_from), ("--model.init_from", self.model.hparams.get("init_from"))):
             if path:
-                spec = read_checkpoint_info(path).model_spec or {}
-                trained_on = LatentSpace.from_optional(spec.get(LATENT_KEY))
+                trained_on = LatentSpace.from_optional(open_checkpoint(path).record.latent)
                 check_same_latent_space(latent, trained_on, where, f"{name} {path}")
         self.model.latent = latent
         self._model_spec[LATENT_KEY] = None if latent is None else latent.to_dict()  # stored as the plain record
@@ -142,7 +143,7 @@ class DiffusionCLI(FitArgumentsCLI):
     def _make_logger(self, root: Path, project: str | None):
         if project is None:
             return CSVLogger(root, name=CSV_LOGGER_NAME)
-        run_id = read_checkpoint_info(self._resume_from).wandb_run_id if self._resume_from else None
+        run_id = open_checkpoint(self._resume_from).record.wandb_run_id if self._resume_from else None
         return WandbLogger(project=project, save_dir=str(root), id=run_id, resume="allow" if run_id else None,
                            settings=wandb_settings())
 
@@ -155,19 +156,13 @@ def _max_time_seconds(value) -> float:
     return float(Timer(duration=value)._duration or 0.0)
 
 
-def _budget_used(info, sub) -> str | None:
-    """Which of this command's limits the checkpoint has already reached (None: there is training left)."""
-    max_steps = sub.trainer.get("max_steps")
-    if max_steps is not None and 0 <= max_steps <= info.global_step:
-        return f"step {info.global_step} of max_steps {max_steps}"
+def _budget(sub) -> Budget:
+    """This command's limits. Its time budget counts only when fit ended on it: a checkpoint written on a signal
+    just before max_time still has time to train."""
     spec = _plain(sub.model)
-    max_images = spec.get("init_args", spec).get("max_images")  # an AutoencoderModule config has init_args
-    if max_images is not None and info.images_seen >= max_images:
-        return f"{info.images_seen:,} images seen of max_images {max_images:,}"
-    max_time = _max_time_seconds(sub.trainer.get("max_time"))
-    if max_time and info.fit_finished and info.train_seconds >= 0.98 * max_time:
-        return f"{info.train_seconds:.1f} s in fit of max_time {max_time:.0f} s"
-    return None
+    return Budget(max_steps=sub.trainer.get("max_steps"),
+                  max_images=spec.get("init_args", spec).get("max_images"),  # an AutoencoderModule config has init_args
+                  max_time_seconds=_max_time_seconds(sub.trainer.get("max_time")), time_needs_fit_finished=True)
 
 
 def _stop_signal(cli) -> int | None:

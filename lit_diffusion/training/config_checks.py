@@ -86,10 +86,10 @@ def _objective(model_spec: dict | None) -> str | None:
 def _check_same_objective(config: dict, checkpoint: str) -> None:
     """Resuming trains the checkpoint's weights with the config's objective: a different one is a mistake
     (and the checkpoint would go on naming the old one); `--model.init_from` starts a new run from weights."""
-    from lit_diffusion.runs import read_checkpoint_info
+    from lit_diffusion.runs import open_checkpoint
 
     try:
-        saved = _objective(read_checkpoint_info(checkpoint).model_spec)
+        saved = _objective(open_checkpoint(checkpoint).record.model_spec)
     except Exception:  # an unreadable checkpoint is reported by the resume itself
         return
     now = _objective(config.get("model"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lit_diffusion.runs import RunDirectory, read_checkpoint
+from lit_diffusion.runs import RunDirectory, open_checkpoint
 from lit_diffusion.training.checkpointing import AtomicCheckpointIO
 from lit_diffusion.training.posthoc_ema import ReconstructedEMA
 
@@ -29,7 +29,7 @@ def export_base(run: RunDirectory, ckpt: str | None, out: str | Path) -> Path:
 def write_ema_checkpoint(base: Path, ema: ReconstructedEMA, out: str | Path) -> int:
     """Write `base` with its EMA weights replaced by `ema` (in the EMA's dtypes) and the reconstruction recorded
     under "posthoc_ema" to `out`, atomically; returns the global step `base` was saved at (-1 when unrecorded)."""
-    checkpoint = read_checkpoint(base, mmap=False)
+    checkpoint = open_checkpoint(base).full()
     state = checkpoint["state_dict"]
     missing = [k for k in ema.state_dict if f"{EMA_PREFIX}{k}" not in state]
     if missing:

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from jsonargparse import ArgumentParser
 
-from lit_diffusion.runs import read_checkpoint
+from lit_diffusion.runs import open_checkpoint
 from lit_diffusion.training.module import DiffusionModule
 
 
@@ -22,7 +22,7 @@ def load_module(checkpoint: str | Path, map_location="cpu", untrained_seed: int 
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
-        ckpt = read_checkpoint(path, mmap=False, map_location=map_location)
+        ckpt = open_checkpoint(path).full()
     except Exception as error:
         raise ValueError(f"checkpoint {path} is unreadable: {type(error).__name__}: {error}") from None
     spec = ckpt.get("model_spec")

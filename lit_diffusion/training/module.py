@@ -3,14 +3,16 @@ the optimiser and EMA, counts images seen, and logs; every piece of diffusion ma
 objective (DESIGN §4)."""
 from __future__ import annotations
 
-import time
-
 import lightning.pytorch as pl
 import torch
 from torch import nn
 
 from lit_diffusion.data.latent_space import LatentSpace
+from lit_diffusion.generation.noise import SEED_STRIDE
 from lit_diffusion.objectives.base import DiffusionObjective
+from lit_diffusion.runs import open_checkpoint
+from lit_diffusion.training.bookkeeping import (RunBookkeeping, image_budget_reached, restore_counts,
+                                                stop_at_image_budget)
 from lit_diffusion.training.ema import EMA
 from lit_diffusion.training.flops import training_step_probe
 from lit_diffusion.training.schedule import LRSchedule
@@ -124,9 +126,8 @@ class DiffusionModule(pl.LightningModule):
         self.ema = EMA(backbone, decay=ema_decay, sigma_rel=ema_sigma_rel)
         self.conditional, self.compile_backbone, self.seed = conditional, compile, int(seed)
         self.latent = LatentSpace.from_optional(latent)  # the config and checkpoints hold the plain record
-        self.images_seen = 0
+        self.images_seen = 0  # counted by RunBookkeeping
         self.train_seconds = 0.0  # wall time spent in fit, summed over resumes (equal-compute comparisons)
-        self._fit_clock: tuple[float, float] | None = None  # (perf_counter at fit start, train_seconds then)
         self.model_spec: dict | None = None  # the config that built this module, set by the CLI
         self.sample_shape: tuple[int, ...] | None = None  # one training sample's shape, for generation
         self.image_data = False  # images in [-1, 1] (from dataset.json at fit start; saved): x0 thresholds apply
@@ -141,7 +142,7 @@ class DiffusionModule(pl.LightningModule):
 
     def _init_weights_from(self, path: str) -> None:
         try:
-            state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+            state = open_checkpoint(path).full()["state_dict"]  # hash-checked, as a resume is
         except FileNotFoundError:
             raise FileNotFoundError(f"DiffusionModule: init_from checkpoint {path} does not exist") from None
         own = {k: v for k, v in state.items() if k.startswith(("backbone.", "ema.shadow."))}
@@ -168,8 +169,10 @@ class DiffusionModule(pl.LightningModule):
     def on_train_start(self) -> None:
         self.window.first_step = self.global_step  # after a resume the first window starts at the restored step
 
+    def configure_callbacks(self):
+        return [RunBookkeeping()]
+
     def on_fit_start(self) -> None:
-        self._fit_clock = (time.perf_counter(), self.train_seconds)
         info = getattr(getattr(self.trainer, "datamodule", None), "info", None)
         if info is not None:  # images in [-1, 1] (not latents or tensors): the only data x0 thresholds apply to
             self.image_data = info.kind == "image" and self.latent is None
@@ -188,7 +191,7 @@ class DiffusionModule(pl.LightningModule):
     def _generator(self) -> torch.Generator:
         if self.noise_generator is None or self.noise_generator.device != self.device:
             g = torch.Generator(device=self.device)
-            g.manual_seed(self.seed * 1_000_003 + self.global_rank)
+            g.manual_seed(self.seed * SEED_STRIDE + self.global_rank)
             if self._pending_generator_state is not None:
                 g.set_state(self._pending_generator_state)
                 self._pending_generator_state = None
@@ -210,8 +213,7 @@ class DiffusionModule(pl.LightningModule):
         # no host sync here: finiteness and the per-t-bin losses accumulate on the device and are read every
         # log_every_n_steps steps and before any checkpoint (_check_window)
         self.window.add_loss(loss, out.loss, out.t)
-        self.images_seen += x0.shape[0] * self.trainer.world_size
-        return loss
+        return loss  # RunBookkeeping counts the batch's images next
 
     def on_train_batch_start(self, batch, batch_idx):
         self._restore_rng_state()
@@ -232,7 +234,7 @@ class DiffusionModule(pl.LightningModule):
         # read and log here, inside the step: Lightning writes what this step logged right after it (a log in
         # on_train_batch_end would land on the next step's row), and a non-finite loss stops before the update
         every, step = self.trainer.log_every_n_steps, self.global_step + 1
-        if every and (step % every == 0 or self.images_seen >= self.max_images or self.trainer.should_stop):
+        if every and (step % every == 0 or image_budget_reached(self) or self.trainer.should_stop):
             self._check_window(log=True, next_first_step=step)
 
     def optimizer_step(self, *args, **kwargs):
@@ -242,8 +244,7 @@ class DiffusionModule(pl.LightningModule):
         self.ema.update(self.backbone)
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
-        if self.images_seen >= self.max_images:
-            self.trainer.should_stop = True
+        stop_at_image_budget(self)  # after every callback's hook (training/bookkeeping.py says why)
 
     def on_train_end(self) -> None:
         self._check_window(log=False)  # a non-finite loss in the last, unlogged steps still fails the run
@@ -293,12 +294,7 @@ class DiffusionModule(pl.LightningModule):
 
     # -- checkpoints ---------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint):
-        self._check_window(log=False)  # never write a checkpoint after a non-finite loss
-        checkpoint["images_seen"] = self.images_seen
-        if self._fit_clock is not None:
-            start, before = self._fit_clock
-            self.train_seconds = before + time.perf_counter() - start
-        checkpoint["train_seconds"] = self.train_seconds
+        self._check_window(log=False)  # never write a checkpoint after a non-finite loss (counts: RunBookkeeping)
         if self.model_spec is not None:
             checkpoint["model_spec"] = self.model_spec
         if self.sample_shape is not None:
@@ -313,10 +309,7 @@ class DiffusionModule(pl.LightningModule):
             checkpoint["wandb_run_id"] = logger.experiment.id
 
     def on_load_checkpoint(self, checkpoint):
-        self.images_seen = int(checkpoint.get("images_seen", 0))
-        self.train_seconds = float(checkpoint.get("train_seconds", 0.0))
-        if self._fit_clock is not None:  # resuming inside fit: the clock continues from the stored time
-            self._fit_clock = (self._fit_clock[0], self.train_seconds)
+        restore_counts(self, checkpoint)
         self.model_spec = checkpoint.get("model_spec", self.model_spec)
         if checkpoint.get("sample_shape") is not None:
             self.sample_shape = tuple(checkpoint["sample_shape"])

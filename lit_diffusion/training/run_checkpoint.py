@@ -10,23 +10,11 @@ from __future__ import annotations
 
 import time
 
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 
-from lit_diffusion.runs.checkpoint_info import RUN_FIELDS
-
-
-def budget_reached(trainer, pl_module) -> bool:
-    """Whether fit has reached what it was asked to do: max_steps, the module's image budget, or max_time
-    (the Timer callback, which runs before checkpoint callbacks, has already set should_stop)."""
-    if trainer.max_steps is not None and 0 <= trainer.max_steps <= trainer.global_step:
-        return True
-    max_images = getattr(pl_module, "max_images", None)
-    if max_images is not None and getattr(pl_module, "images_seen", 0) >= max_images:
-        return True
-    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
-    return bool(trainer.should_stop and timer is not None and timer._duration is not None
-                and timer.time_elapsed() >= timer._duration)
+from lit_diffusion.runs.record import RUN_FIELDS
+from lit_diffusion.training.bookkeeping import budget_reached
 
 
 def _in_train_batch_end(trainer) -> bool:

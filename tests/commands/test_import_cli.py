@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "published"))
 from tiny_published import DIT, original_dit_state, save_pipeline, tiny_dit, tiny_unet  # noqa: E402
 
 from lit_diffusion.cli import main as cli_main  # noqa: E402
-from lit_diffusion.runs import RunDirectory, read_checkpoint_info  # noqa: E402
+from lit_diffusion.runs import RunDirectory, read_record  # noqa: E402
 from lit_diffusion.training.loading import load_module  # noqa: E402
 
 
@@ -32,7 +32,7 @@ def unet_run(tmp_path_factory):
 
 def test_the_checkpoint_is_a_project_checkpoint_with_the_published_function(unet_run):
     reference, path = unet_run
-    info = read_checkpoint_info(path)
+    info = read_record(path)
     assert info.content_sha256 and info.sample_shape == (3, 16, 16) and info.global_step == 0
     assert info.model_spec["objective"]["init_args"]["variance"] == "fixed_small"
     module = load_module(path)
@@ -59,7 +59,7 @@ def test_distillation_and_tuning_take_it(unet_run):
     _, path = unet_run
     teacher = ConsistencyDistillationFromCheckpoint(teacher_checkpoint=str(path), num_scales=4)
     assert type(teacher.teacher).__name__ == "DDPM"
-    spec = read_checkpoint_info(path).model_spec["backbone"]["init_args"]
+    spec = read_record(path).model_spec["backbone"]["init_args"]
     student = DiffusionModule(UNet(**spec), FlowMatching(), init_from=str(path))
     torch.testing.assert_close(student.backbone.state_dict(), teacher.teacher_net.state_dict())
 
@@ -78,11 +78,11 @@ def test_a_latent_dit_records_its_autoencoder_and_samples_decode_to_images(tmp_p
     assert cli_main(base) == 1  # 4-channel latents without an autoencoder: refused, --autoencoder named
     assert cli_main(base + ["--autoencoder", str(tmp_path / "vae")]) == 0
     path = RunDirectory(tmp_path / "run").last_checkpoint
-    latent = read_checkpoint_info(path).model_spec["latent"]
+    latent = read_record(path).model_spec["latent"]
     assert latent["normalization"] == {"kind": "scalar", "scale": 0.18215, "shift": 0.0}
     assert latent["image_shape"] == [3, 16, 16]
     assert cli_main(["sample", "--ckpt", str(path), "--out", str(tmp_path / "s"), "--num", "2", "--nfe", "3",
                      "--sampler", "ddpm", "--cfg", "1.5"]) == 0
     assert np.load(tmp_path / "s" / "samples.npz")["images"].shape == (2, 16, 16, 3)
     assert cli_main(base + ["--autoencoder", str(tmp_path / "vae")]) == 1  # exists: --overwrite needed
-    assert DIT["num_embeds_ada_norm"] == read_checkpoint_info(path).model_spec["objective"]["init_args"]["null_label"]
+    assert DIT["num_embeds_ada_norm"] == read_record(path).model_spec["objective"]["init_args"]["null_label"]

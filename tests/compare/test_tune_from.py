@@ -8,7 +8,7 @@ import torch
 from lit_diffusion.compare.runner import run_suite
 from lit_diffusion.compare.suite import SuiteError
 from lit_diffusion.compare.train import fit_config
-from lit_diffusion.runs import read_checkpoint_info
+from lit_diffusion.runs import read_record
 from test_compare_end_to_end import EXPERIMENTS, FM, write_suite
 
 ECT = {"name": "ect", "config": str(EXPERIMENTS / "objectives/consistency_tuning.yaml"),
@@ -21,7 +21,7 @@ def test_tuned_entry_starts_from_the_checkpoint_and_counts_both_stages(tmp_path)
     logs = []
     report = run_suite(suite, log=logs.append)
     fm_run, ect_run = suite.run("flow_matching", 0), suite.run("ect", 0)
-    start = next(i.path for i in map(read_checkpoint_info, fm_run.checkpoints.glob("*.ckpt")) if i.global_step == 4)
+    start = next(i.path for i in map(read_record, fm_run.checkpoints.glob("*.ckpt")) if i.global_step == 4)
     config = json.loads(json.dumps(fit_config(suite, suite.objectives[1], 0)))
     assert config["model"]["init_from"] == str(start) and config["model"]["max_images"] == 64
     assert any("[ect seed 0] training from flow_matching's checkpoint at 128 images" in line for line in logs)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 
@@ -77,6 +78,22 @@ def assert_same_training_state(a: dict, b: dict) -> None:
         for name in ("exp_avg", "exp_avg_sq", "step"):
             assert torch.equal(opt_a[i][name], opt_b[i][name]), (i, name)
     assert torch.equal(a["noise_generator"], b["noise_generator"])
+
+
+def tensor_record_offset(path: Path) -> tuple[int, int]:
+    """(file offset, size) of the largest tensor record inside a torch zip checkpoint."""
+    with zipfile.ZipFile(path) as z:
+        info = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    raw = Path(path).read_bytes()
+    name_len = int.from_bytes(raw[info.header_offset + 26:info.header_offset + 28], "little")
+    extra_len = int.from_bytes(raw[info.header_offset + 28:info.header_offset + 30], "little")
+    return info.header_offset + 30 + name_len + extra_len, info.file_size
+
+
+def overwrite(path: Path, offset: int, garbage: bytes) -> None:
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(garbage)
 
 
 def csv_steps(root) -> list[int]:

@@ -7,14 +7,13 @@ import signal
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 
-from fault_helpers import REPO, checkpoint_files, csv_steps, fit, load_last
-from lit_diffusion.runs import find_resume_checkpoint, read_checkpoint_info, readable
+from fault_helpers import REPO, checkpoint_files, csv_steps, fit, load_last, overwrite, tensor_record_offset
+from lit_diffusion.runs import find_resume_checkpoint, read_record, readable
 from lit_diffusion.training.checkpointing import AtomicCheckpointIO
 
 SIX = ("--trainer.max_steps", "6", "--checkpoint_every_n_steps", "2", "--keep_checkpoints", "-1")
@@ -50,39 +49,23 @@ def test_fault3_resume_picks_the_highest_step_not_the_newest_file(tmp_path, digi
     older = root / "checkpoints" / "epoch=0-step=2.ckpt"
     future = time.time() + 3600
     os.utime(older, (future, future))  # as after `cp -r` in an unlucky order: the oldest state is the newest file
-    assert read_checkpoint_info(find_resume_checkpoint(root / "checkpoints")).global_step == 6
+    assert read_record(find_resume_checkpoint(root / "checkpoints")).global_step == 6
     moved = tmp_path / "moved"
     shutil.move(root, moved)  # ModelCheckpoint's stored dirpath no longer matches: it used to write last-v1.ckpt
     assert fit(moved, digits_shards, *SIX[2:], "--trainer.max_steps", "8", "--ckpt_path", "last") == 0
     assert "last-v1.ckpt" not in checkpoint_files(moved) and load_last(moved)["global_step"] == 8
 
 
-def _tensor_record_offset(path: Path) -> tuple[int, int]:
-    """(file offset, size) of the largest tensor record inside a torch zip checkpoint."""
-    with zipfile.ZipFile(path) as z:
-        info = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
-    raw = path.read_bytes()
-    name_len = int.from_bytes(raw[info.header_offset + 26:info.header_offset + 28], "little")
-    extra_len = int.from_bytes(raw[info.header_offset + 28:info.header_offset + 30], "little")
-    return info.header_offset + 30 + name_len + extra_len, info.file_size
-
-
-def _overwrite(path: Path, offset: int, garbage: bytes) -> None:
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        f.write(garbage)
-
-
 def test_fault4_garbage_inside_a_valid_zip_is_detected_and_skipped(tmp_path, digits_shards, caplog):
     root = tmp_path / "run"
     assert fit(root, digits_shards, *SIX) == 0
     last = root / "checkpoints/last.ckpt"
-    offset, size = _tensor_record_offset(last)
-    _overwrite(last, offset + size // 2, b"\x7f" * 64)  # 64 bytes inside one tensor: a weight of 3.4e38
+    offset, size = tensor_record_offset(last)
+    overwrite(last, offset + size // 2, b"\x7f" * 64)  # 64 bytes inside one tensor: a weight of 3.4e38
     torch.load(last, weights_only=False)  # torch itself loads it without a word
     assert not readable(last)
     step6 = root / "checkpoints/epoch=0-step=6.ckpt"
-    _overwrite(step6, 4096, os.urandom(65536))  # 64 KiB over the records: torch fails reading the data
+    overwrite(step6, 4096, os.urandom(65536))  # 64 KiB over the records: torch fails reading the data
     with caplog.at_level(logging.INFO, logger="lit_diffusion.training"):  # "resuming from" is INFO
         assert fit(root, digits_shards, *SIX[2:], "--trainer.max_steps", "8", "--ckpt_path", "last") == 0
     assert "resuming from" in messages(caplog) and "step=4.ckpt" in messages(caplog)
@@ -96,8 +79,8 @@ def test_fault4_with_every_checkpoint_corrupt_an_explicit_resume_fails_clearly(t
     root = tmp_path / "run"
     assert fit(root, digits_shards, "--trainer.max_steps", "2") == 0
     for path in (root / "checkpoints").iterdir():
-        offset, size = _tensor_record_offset(path)
-        _overwrite(path, offset, b"\x7f" * 64)
+        offset, size = tensor_record_offset(path)
+        overwrite(path, offset, b"\x7f" * 64)
     versions = len(list((root / "csv").iterdir()))
     with caplog.at_level(logging.INFO, logger="lit_diffusion.training"):  # "resuming from" is INFO
         assert fit(root, digits_shards, "--trainer.max_steps", "4", "--ckpt_path", "last") != 0

@@ -1,7 +1,7 @@
 """The run-folder layer: the layout, checkpoint fields read without the weights, CSV metrics over restarts."""
 import torch
 
-from lit_diffusion.runs import MetricsLog, RunDirectory, find_resume_checkpoint, read_checkpoint_info
+from lit_diffusion.runs import Budget, MetricsLog, RunDirectory, find_resume_checkpoint, read_record
 
 
 def test_layout_names_every_file(tmp_path):
@@ -12,17 +12,20 @@ def test_layout_names_every_file(tmp_path):
     assert run.preview(12) == tmp_path / "previews" / "step_0000012.png"
 
 
-def test_checkpoint_info_and_budget(tmp_path):
+def test_checkpoint_record_and_budget(tmp_path):
     run = RunDirectory(tmp_path)
     run.checkpoints.mkdir()
     torch.save({"global_step": 7, "images_seen": 448, "train_seconds": 3.0, "wandb_run_id": "abc",
                 "sample_shape": [1, 8, 8], "model_spec": {"x": 1},
                 "state_dict": {"backbone.w": torch.zeros(3, 4), "ema.w": torch.zeros(5)}}, run.last_checkpoint)
-    info = read_checkpoint_info(run.last_checkpoint)
+    info = read_record(run.last_checkpoint)
     assert (info.global_step, info.images_seen, info.wandb_run_id, info.sample_shape) == (7, 448, "abc", (1, 8, 8))
     assert info.backbone_parameters == 12 and info.model_spec == {"x": 1}
-    assert info.finished(448) and not info.finished(449)
-    assert info.finished(10**9, max_time_seconds=3.0) and not info.finished(10**9, max_time_seconds=4.0)
+    def finished(max_images, max_time_seconds=0.0):  # a comparison's question: is this run trained?
+        return Budget(max_images=max_images, max_time_seconds=max_time_seconds).reached(info) is not None
+
+    assert finished(448) and not finished(449)
+    assert finished(10**9, max_time_seconds=3.0) and not finished(10**9, max_time_seconds=4.0)
     assert find_resume_checkpoint(run.checkpoints) == run.last_checkpoint
     (run.checkpoints / "torn.ckpt").write_bytes(b"not a checkpoint")  # newest, unreadable: skipped
     assert find_resume_checkpoint(run.checkpoints) == run.last_checkpoint
