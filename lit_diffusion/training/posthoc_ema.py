@@ -182,8 +182,8 @@ def list_snapshots(run_dir: str | Path, must_exist: bool = True) -> list[Snapsho
     if must_exist and not infos:
         raise FileNotFoundError(
             f"no post-hoc EMA snapshots in {folder}: train with the callback "
-            "lit_diffusion.training.posthoc_ema.PostHocEMASnapshots in trainer.callbacks (see the README, "
-            "'Post-hoc EMA')")
+            "lit_diffusion.training.posthoc_ema.PostHocEMASnapshots in trainer.callbacks (see docs/training.md, "
+            "'Post-hoc EMA (EDM2)')")
     return sorted(infos, key=lambda i: (i.global_step, i.sigma_rel))
 
 
