@@ -83,11 +83,11 @@ def test_a_suite_asking_fd_dinov2_without_weights_stops_before_training(tmp_path
     from lit_diffusion.evaluation.dinov2 import WEIGHTS_ENV
 
     monkeypatch.delenv(WEIGHTS_ENV, raising=False)
+    from dataclasses import replace
+
     suite = load_suite(Path(__file__).resolve().parents[2] / "experiments/compare/quickstart.yaml")
-    # set as attributes (the suite may be a frozen dataclass; `metrics` is its evaluation.metrics list)
-    for key, value in {"out": str(tmp_path / "out"), "shards": str(tmp_path / "no-shards"),
-                       "metrics": ["fd", "fd_dinov2"]}.items():
-        object.__setattr__(suite, key, value)
+    suite = replace(suite, out=str(tmp_path / "out"), shards=str(tmp_path / "no-shards"),
+                    evaluation=replace(suite.evaluation, metrics=["fd", "fd_dinov2"]))
     with pytest.raises(ValueError, match=f"set {WEIGHTS_ENV}"):
         run_suite(suite, log=lambda line: None)
     assert not (tmp_path / "no-shards").exists() and not (tmp_path / "out" / "runs").exists()
