@@ -129,7 +129,8 @@ CONF
     for i in $(seq "$NODES"); do
       echo "NodeName=$(node_name "$i") NodeAddr=$MGMT.$((10 + i)) CPUs=$CPUS RealMemory=1000 State=UNKNOWN"
     done
-    echo "PartitionName=$PARTITION Nodes=$(node_name "[1-$NODES]") Default=YES MaxTime=INFINITE State=UP"
+    # LLN: a job goes to the least loaded node, so that the tasks of a sweep spread over the nodes
+    echo "PartitionName=$PARTITION Nodes=$(node_name "[1-$NODES]") Default=YES MaxTime=INFINITE State=UP LLN=YES"
   fi
 }
 
