@@ -54,7 +54,9 @@ fi
 run slurm/stop-local-cluster.sh first"
 
 missing=()
-for pair in slurmctld:slurmctld slurmd:slurmd sbatch:slurm-client munged:munge; do
+needed="slurmctld:slurmctld slurmd:slurmd sbatch:slurm-client munged:munge"
+[[ "$NODES" == 1 ]] || needed+=" ip:iproute2 nsenter:util-linux"  # namespaces, veth pairs, bridges
+for pair in $needed; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
 done
 if [[ ${#missing[@]} -gt 0 ]]; then
@@ -62,8 +64,8 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   echo "start-local-cluster: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq || die "apt-get update failed"
-  apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null \
-    || die "apt-get install slurmctld slurmd slurm-client munge failed"
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || die "apt-get install ${missing[*]} failed"
 fi
 
 mkdir -p "$DIR"/{state,spool,log}
