@@ -38,7 +38,7 @@ def job_nodes() -> list[str]:
             return out.stdout.split()
     except (OSError, subprocess.TimeoutExpired):
         pass
-    return [nodelist] if nodelist else []
+    return nodelist.split(",") if nodelist and "[" not in nodelist else [nodelist] if nodelist else []
 
 
 def tasks_per_node() -> list[int]:

@@ -91,7 +91,11 @@ def check_rendezvous(address: str, port: int, rank: int, world_size: int, host: 
 
 
 def _gather_ranks(port, world_size, deadline, timeout, address, node_of_rank) -> None:
-    server = socket.create_server(("", port), backlog=world_size)  # every interface, as the process group's store
+    try:
+        server = socket.create_server(("", port), backlog=world_size)  # every interface, as the process group's store
+    except OSError as error:
+        raise PreflightError(f"pre-flight: the master cannot listen on port {port} ({error}); another job on this node "
+                             "may use it: set MASTER_PORT to a free port") from None
     clients: dict[int, socket.socket] = {}
     try:
         while len(clients) < world_size - 1:

@@ -46,11 +46,16 @@ def _max_difference(a: dict, b: dict) -> float:
 
 
 @pytest.fixture(scope="module")
-def two_node_runs(slurm_cluster, digits16, tmp_path_factory):
-    """Three 2-rank jobs at once: on two nodes, on one node, and on two nodes preempted by SIGUSR1."""
+def two_nodes(slurm_cluster):
     nodes = subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True).stdout.split()
     if sorted(set(nodes)) != list(NODES):
-        pytest.skip(f"the local cluster has nodes {nodes}, not {NODES}")
+        pytest.skip(f"the local cluster has nodes {nodes}, not {NODES} (slurm/start-local-cluster.sh --nodes 2 "
+                    "needs CAP_NET_ADMIN)")
+
+
+@pytest.fixture(scope="module")
+def two_node_runs(two_nodes, digits16, tmp_path_factory):
+    """Three 2-rank jobs at once: on two nodes, on one node, and on two nodes preempted by SIGUSR1."""
     root = tmp_path_factory.mktemp("two-nodes")
     with pytest.MonkeyPatch.context() as env:  # W&B offline, in the environment sbatch passes on
         for key, value in {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_CONFIG_DIR": str(root / "wandb-config"),
@@ -102,7 +107,7 @@ def test_preempted_two_node_job_resumes_bitwise_into_the_same_wandb_run(two_node
     print(f"W&B run id before and after the requeue: {resumed['wandb_run_id']} ({len(run.directories)} offline directories)")
 
 
-def test_sweep_tasks_land_on_both_nodes(slurm_cluster, digits16, tmp_path, offline_wandb):
+def test_sweep_tasks_land_on_both_nodes(two_nodes, digits16, tmp_path, offline_wandb):
     sweep_dir = tmp_path / "sweep"
     # 5 of a node's 8 CPUs each: two tasks cannot share a node
     assert slurm("sweep", *configs(), "--grid", "model.lr=1e-3,1e-4", "--name", "two-nodes", "--sweep-dir",
@@ -119,7 +124,7 @@ def test_sweep_tasks_land_on_both_nodes(slurm_cluster, digits16, tmp_path, offli
     assert sorted(hosts.values()) == list(NODES)
 
 
-def test_nodes_that_cannot_reach_each_other_fail_in_the_preflight_naming_the_node(slurm_cluster, digits16, tmp_path):
+def test_nodes_that_cannot_reach_each_other_fail_in_the_preflight_naming_the_node(two_nodes, digits16, tmp_path):
     # litd-n2's training link down: SLURM (on the management bridge) still reaches both nodes
     subprocess.run(["ip", "-n", "litd-n2", "link", "set", "fab0", "down"], check=True)
     try:
