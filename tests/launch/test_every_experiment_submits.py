@@ -51,3 +51,14 @@ def test_fewer_cpus_than_loader_workers_warns(tmp_path, capsys):
     assert slurm_main(["submit", "-c", str(config), "--data.num_workers", "0", "--dry-run",
                        "--trainer.default_root_dir", str(tmp_path / "r")]) == 0
     assert "#SBATCH --cpus-per-task=1" in capsys.readouterr().out
+
+
+def test_the_jobs_config_of_the_autoencoder_resolves_to_itself(tmp_path):
+    # what the job runs (`fit -c RUN/slurm/config.yaml --ckpt_path last`) is the config that was checked
+    from lit_diffusion.launch.configcheck import resolve_config
+
+    text, config = resolve_config([str(EXPERIMENTS / "autoencoder/mnist.yaml")], [])
+    (tmp_path / "config.yaml").write_text(text)
+    _, again = resolve_config([str(tmp_path / "config.yaml")], ["--ckpt_path", "last"])
+    assert config["model"]["class_path"].endswith("AutoencoderModule")
+    assert {**again, "ckpt_path": None} == {**config, "ckpt_path": None}
