@@ -24,10 +24,15 @@ def _options(nodes, gpus_per_node, tasks_per_node, cpus_per_task, time, partitio
                       signal_seconds=signal_seconds, job_name=job_name)
 
 
+def _warn(warnings: list[str]) -> None:
+    for line in warnings:
+        print(f"lit-diffusion slurm: warning: {line}", file=sys.stderr)
+
+
 @config_names_a("configs")
 def submit(*, configs: list[str], overrides: Optional[list[str]] = None, nodes: int = JobOptions.nodes,
            gpus_per_node: int = JobOptions.gpus_per_node, tasks_per_node: Optional[int] = None,
-           cpus_per_task: int = JobOptions.cpus_per_task, time: str = JobOptions.time,
+           cpus_per_task: Optional[int] = None, time: str = JobOptions.time,
            partition: Optional[str] = None, account: Optional[str] = None,
            signal_seconds: int = JobOptions.signal_seconds, job_name: str = JobOptions.job_name,
            template: Optional[Path] = None, dry_run: bool = False) -> int:
@@ -43,7 +48,7 @@ def submit(*, configs: list[str], overrides: Optional[list[str]] = None, nodes: 
         nodes: nodes of the job.
         gpus_per_node: GPUs per node; one task per GPU (0: CPU tasks).
         tasks_per_node: CPU processes per node (default 1).
-        cpus_per_task: CPUs of each task.
+        cpus_per_task: CPUs of each task (default: the config's data.num_workers + 1; a warning when fewer).
         time: time limit (MINUTES, H:M:S or D-H:M:S).
         partition: SLURM partition (checked before submitting).
         account: SLURM account.
@@ -57,6 +62,7 @@ def submit(*, configs: list[str], overrides: Optional[list[str]] = None, nodes: 
     options = _options(nodes, gpus_per_node, tasks_per_node, cpus_per_task, time, partition, account,
                        signal_seconds, job_name)
     job = submit_run(configs, list(overrides or []), options, template=template, dry_run=dry_run)
+    _warn(job.warnings)
     if dry_run:
         print(job.script)
         return 0
@@ -69,7 +75,7 @@ def submit(*, configs: list[str], overrides: Optional[list[str]] = None, nodes: 
 def sweep(*, configs: list[str], grid: list[str], overrides: Optional[list[str]] = None,
           max_parallel: Optional[int] = None, name: Optional[str] = None, sweep_dir: Optional[str] = None,
           nodes: int = JobOptions.nodes, gpus_per_node: int = JobOptions.gpus_per_node,
-          tasks_per_node: Optional[int] = None, cpus_per_task: int = JobOptions.cpus_per_task,
+          tasks_per_node: Optional[int] = None, cpus_per_task: Optional[int] = None,
           time: str = JobOptions.time, partition: Optional[str] = None, account: Optional[str] = None,
           signal_seconds: int = JobOptions.signal_seconds, job_name: str = JobOptions.job_name,
           template: Optional[Path] = None, dry_run: bool = False) -> int:
@@ -89,7 +95,7 @@ def sweep(*, configs: list[str], grid: list[str], overrides: Optional[list[str]]
         nodes: nodes of each task.
         gpus_per_node: GPUs per node; one task per GPU (0: CPU tasks).
         tasks_per_node: CPU processes per node (default 1).
-        cpus_per_task: CPUs of each task.
+        cpus_per_task: CPUs of each task (default: the config's data.num_workers + 1; a warning when fewer).
         time: time limit (MINUTES, H:M:S or D-H:M:S).
         partition: SLURM partition (checked before submitting).
         account: SLURM account.
@@ -104,6 +110,7 @@ def sweep(*, configs: list[str], grid: list[str], overrides: Optional[list[str]]
                        signal_seconds, job_name)
     job = submit_sweep(configs, list(overrides or []), grid, options, name=name, sweep_dir=sweep_dir,
                        max_parallel=max_parallel, template=template, dry_run=dry_run)
+    _warn(job.warnings)
     manifest = job.manifest
     if dry_run:
         print(job.script)

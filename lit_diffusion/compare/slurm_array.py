@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from lit_diffusion.launch.configcheck import loader_workers
 from lit_diffusion.launch.render import render
 from lit_diffusion.launch.sbatch import job_states
 from lit_diffusion.launch.submit import write_and_submit
@@ -47,7 +48,8 @@ def wait_for_array(job_id: str, log=print, poll_seconds: float = 2.0) -> None:
 def submit_array(suite, pending: list[tuple[object, int, dict]], log=print) -> str:
     """pending: (objective entry, seed, the run's full fit config). Writes each task's config under
     OUT/slurm/task-I/ and the manifest, submits the array and returns its job id."""
-    options = suite.slurm
+    # cpus_per_task unset: the loader workers + 1 of the hungriest task (launch/options.py)
+    options, _ = suite.slurm.with_loader_workers(max(loader_workers(c) for _, _, c in pending))
     root = (Path(suite.out) / "slurm").resolve()
     tasks, configs = [], {}
     for i, (entry, seed, fit_config) in enumerate(pending):

@@ -24,7 +24,7 @@ def configure_trainer(config: dict, backbone: nn.Module, options: StrategyOption
                                             devices_per_node=devices if isinstance(devices, int) else None)
     plugins = list(config.get("plugins") or [])
     if not any(type(p).__name__ == "SLURMEnvironment" for p in plugins):
-        plugins += slurm_plugins()
+        plugins += slurm_plugins((options or StrategyOptions()).preflight_timeout_seconds)
     config["plugins"] = plugins
     callbacks = [Preflight(config_hash)]
     if fit:

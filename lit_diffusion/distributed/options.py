@@ -30,9 +30,15 @@ class StrategyOptions:
     timeout_minutes: int = 30
     """Collective timeout: a rank that waits longer than this fails instead of hanging."""
 
+    preflight_timeout_seconds: float = 300
+    """SLURM jobs of several ranks: every rank must reach the master within this long before training starts,
+    or the job fails naming the node that cannot (instead of waiting out the collective timeout)."""
+
     def __post_init__(self) -> None:
         if self.timeout_minutes < 1:
             raise ValueError(f"--distributed.timeout_minutes must be >= 1, got {self.timeout_minutes}")
+        if self.preflight_timeout_seconds <= 0:
+            raise ValueError(f"--distributed.preflight_timeout_seconds must be > 0, got {self.preflight_timeout_seconds}")
 
 
 def block_class_of(backbone: nn.Module) -> type[nn.Module]:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 _TIME = re.compile(r"^(\d+-)?\d+(:\d{1,2}){0,2}$")  # minutes | M:S | H:M:S | D-H[:M[:S]]
 
@@ -14,7 +14,9 @@ class JobOptions:
     """GPUs per node; one task (process) is started per GPU. 0: CPU-only tasks."""
     tasks_per_node: int | None = None
     """processes per node; default: gpus_per_node (or 1 without GPUs)."""
-    cpus_per_task: int = 1
+    cpus_per_task: int | None = None
+    """CPUs of each task; default: the config's `data.num_workers + 1` (the loader workers and the training
+    process), so that a real cluster does not starve the loader."""
     time: str = "01:00:00"
     partition: str | None = None
     account: str | None = None
@@ -27,7 +29,7 @@ class JobOptions:
             raise ValueError(f"--{option.replace('_', '-')}: {why}")
 
         for name in ("nodes", "cpus_per_task"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 bad(name, f"must be >= 1, got {getattr(self, name)}")
         if self.gpus_per_node < 0:
             bad("gpus_per_node", f"must be >= 0, got {self.gpus_per_node}")
@@ -43,6 +45,19 @@ class JobOptions:
             bad("signal_seconds", f"must be >= 1, got {self.signal_seconds}")
         if not re.match(r"^[\w.-]+$", self.job_name):
             bad("job_name", f"{self.job_name!r}: use letters, digits, '.', '_' and '-'")
+
+    def with_loader_workers(self, workers: int) -> tuple["JobOptions", str | None]:
+        """These options with `cpus_per_task` set for `workers` loader workers per task (when not given), and a
+        warning when the CPUs asked for are fewer than the workers plus the training process."""
+        wanted = workers + 1
+        if self.cpus_per_task is None:
+            return replace(self, cpus_per_task=wanted), None
+        if self.cpus_per_task < wanted:
+            return self, (f"--cpus-per-task {self.cpus_per_task} is fewer than the config's data.num_workers + 1 = "
+                          f"{wanted}: the {workers} loader worker(s) and the training process will share "
+                          f"{self.cpus_per_task} CPU(s) and may starve the loader (ask for --cpus-per-task "
+                          f"{wanted}, or lower --data.num_workers)")
+        return self, None
 
     @property
     def ntasks_per_node(self) -> int:

@@ -6,10 +6,10 @@ resumes. `lit-diffusion slurm submit|sweep|status` (lit_diffusion.commands.slurm
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from lit_diffusion.launch.configcheck import resolve_config
+from lit_diffusion.launch.configcheck import loader_workers, resolve_config
 from lit_diffusion.launch.options import JobOptions
 from lit_diffusion.launch.render import render
 from lit_diffusion.launch.sbatch import check_partition, job_states, submit
@@ -23,6 +23,7 @@ class Submitted:
     job_id: str | None  # None for a dry run
     run_dir: Path  # the run's directory, or the sweep's
     manifest: dict | None = None  # sweeps only: name, tasks (with their overrides and run directories), job id
+    warnings: list[str] = field(default_factory=list)  # e.g. fewer CPUs than the config's loader needs
 
 
 def _write(path: Path, text: str) -> None:
@@ -46,15 +47,17 @@ def submit_run(configs: list[str], overrides: list[str], options: JobOptions, te
                dry_run: bool = False) -> Submitted:
     """One training job from these config files and `fit` overrides; a dry run only renders the script."""
     text, config = resolve_config(configs, overrides + options.trainer_overrides())
+    options, warning = options.with_loader_workers(loader_workers(config))
+    warnings = [warning] if warning else []
     run_dir = Path((config.get("trainer") or {}).get("default_root_dir") or ".")
     job_dir = run_dir / "slurm"
     script = render(options, config=job_dir.resolve() / "config.yaml", workdir=Path.cwd(),
                     log_file=str((job_dir / "logs").resolve() / "%x-%j.out"), template=template)
     if dry_run:
-        return Submitted(script, None, run_dir)
+        return Submitted(script, None, run_dir, warnings=warnings)
     job_id = write_and_submit(job_dir, script, {job_dir / "config.yaml": text}, options.partition)
     _write(job_dir / "job_id", job_id + "\n")
-    return Submitted(script, job_id, run_dir)
+    return Submitted(script, job_id, run_dir, warnings=warnings)
 
 
 def submit_sweep(configs: list[str], overrides: list[str], grid: list[str], options: JobOptions,
@@ -66,13 +69,16 @@ def submit_sweep(configs: list[str], overrides: list[str], grid: list[str], opti
     name = name or time.strftime("sweep-%Y%m%d-%H%M%S", time.gmtime())
     _, base = resolve_config(configs, overrides + options.trainer_overrides())
     folder = Path(sweep_dir or Path((base.get("trainer") or {}).get("default_root_dir") or "runs") / name)
-    tasks, texts = [], []
+    tasks, texts, workers = [], [], 0
     for i, point in enumerate(points):
         run_dir = folder / f"task-{i}"
         extra = overrides_args(point) + ["--trainer.default_root_dir", str(run_dir)]
-        text, _ = resolve_config(configs, overrides + options.trainer_overrides() + extra)
+        text, config = resolve_config(configs, overrides + options.trainer_overrides() + extra)
+        workers = max(workers, loader_workers(config))  # one allocation shape for every task of the array
         texts.append(text)
         tasks.append({"task_id": i, "overrides": point, "run_dir": str(run_dir), "config": str(run_dir / "config.yaml")})
+    options, warning = options.with_loader_workers(workers)
+    warnings = [warning] if warning else []
     script = render(options, config=folder.resolve() / "task-${SLURM_ARRAY_TASK_ID}" / "config.yaml",
                     workdir=Path.cwd(), array=array_spec(len(points), max_parallel),
                     log_file=str((folder / "logs").resolve() / "%x-%A_%a.out"),
@@ -80,11 +86,11 @@ def submit_sweep(configs: list[str], overrides: list[str], grid: list[str], opti
     manifest = {"sweep": name, "config": list(configs), "common_overrides": overrides, "grid": parsed,
                 "job_id": None, "tasks": tasks}
     if dry_run:
-        return Submitted(script, None, folder, manifest)
+        return Submitted(script, None, folder, manifest, warnings)
     manifest["job_id"] = write_and_submit(folder, script, {Path(t["config"]): text for t, text in zip(tasks, texts)},
                                           options.partition)
     write_manifest(folder, manifest)
-    return Submitted(script, manifest["job_id"], folder, manifest)
+    return Submitted(script, manifest["job_id"], folder, manifest, warnings)
 
 
 def sweep_status(sweep_dir: str | Path, metric: str) -> list[dict]:

@@ -28,7 +28,7 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
 from lit_diffusion.data.datamodule import ShardDataModule
 from lit_diffusion.distributed.configure import configure_trainer
-from lit_diffusion.distributed.preflight import config_hash
+from lit_diffusion.distributed.preflight import PreflightError, config_hash
 from lit_diffusion.distributed.preemption import RequeueOnSignal
 from lit_diffusion.distributed.strategies import StrategyOptions
 from lit_diffusion.runs import Budget, CheckpointError, RunDirectory, find_resume_checkpoint, open_checkpoint
@@ -207,7 +207,7 @@ def main(argv: list[str]) -> int:
     try:
         cli = DiffusionCLI(model_class, ShardDataModule, args=argv, save_config_kwargs={"overwrite": True},
                            trainer_defaults=TRAINER_DEFAULTS, subclass_mode_model=subclass_mode)
-    except (CheckpointError, RunFolderLocked) as error:  # the user's to act on: a message, not a traceback
+    except (CheckpointError, RunFolderLocked, PreflightError) as error:  # the user's to act on: a message, not a traceback
         log.error("%s", error)
         return 2
     finally:

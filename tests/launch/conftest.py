@@ -1,5 +1,7 @@
-"""Fixtures for the launch tests: a real one-node SLURM cluster (slurm/start-local-cluster.sh, run once per
-session; skipped with a reason where that cannot work) and small real shards."""
+"""Fixtures for the launch tests: a real two-node SLURM cluster (slurm/start-local-cluster.sh --nodes 2: two
+slurmd nodes in network namespaces; run once per session and shared by every test file, also across
+pytest-xdist workers: the script takes a lock and leaves a running cluster of that size as it is; skipped
+with a reason where that cannot work) and small real shards."""
 from __future__ import annotations
 
 import os
@@ -9,7 +11,7 @@ import subprocess
 import pytest
 
 from lit_diffusion.cli import main as cli_main
-from slurm_helpers import REPO
+from slurm_helpers import CLUSTER_NODES, REPO
 
 
 @pytest.fixture(scope="session")
@@ -19,9 +21,16 @@ def slurm_cluster():
     have_slurm = all(shutil.which(c) for c in ("slurmctld", "slurmd", "sbatch", "munged"))
     if not have_slurm and shutil.which("apt-get") is None:
         pytest.skip("SLURM is not installed and there is no apt-get to install slurmctld slurmd slurm-client munge")
-    result = subprocess.run([str(REPO / "slurm/start-local-cluster.sh")], capture_output=True, text=True, timeout=300)
+    # the one-node tests run on it too: one cluster for every file, so that no worker restarts another's
+    def start(nodes: int):
+        return subprocess.run([str(REPO / "slurm/start-local-cluster.sh"), "--nodes", str(nodes)],
+                              capture_output=True, text=True, timeout=300)
+
+    result = start(CLUSTER_NODES)
+    if result.returncode != 0 and "could not create the network namespaces" in result.stderr:
+        result = start(1)  # no CAP_NET_ADMIN here: the one-node tests run, the two-node ones skip (naming why)
     if result.returncode != 0:
-        pytest.fail(f"slurm/start-local-cluster.sh failed:\n{result.stdout}\n{result.stderr}")
+        pytest.fail(f"slurm/start-local-cluster.sh --nodes {CLUSTER_NODES} failed:\n{result.stdout}\n{result.stderr}")
     yield "debug"
     # stop only what this session started, and not under pytest-xdist (another worker may still use it)
     if "already running" not in result.stdout and "PYTEST_XDIST_WORKER" not in os.environ:

@@ -8,6 +8,7 @@ from pathlib import Path
 from lit_diffusion.cli import main as cli_main
 
 REPO = Path(__file__).resolve().parents[2]
+CLUSTER_NODES = 2  # the local cluster of the tests: nodes litd-n1 and litd-n2 (slurm/local-network.sh)
 EXPERIMENTS = REPO / "experiments"
 BASE_CONFIGS = [str(EXPERIMENTS / "digits/dit.yaml"), str(EXPERIMENTS / "objectives/flow_matching.yaml")]
 
