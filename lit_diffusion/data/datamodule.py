@@ -29,7 +29,7 @@ from .urls import ShardSet, resolve_shards
 log = logging.getLogger("lit_diffusion.data")
 
 _LAYOUT_KEYS = ("seed", "world_size", "num_workers", "batch_size", "samples_per_epoch", "fingerprint")
-_RESHARDABLE = {"world_size", "batch_size", "num_workers"}  # a machine's shape: the rest of an epoch is re-cut
+_RESHARDABLE = {"world_size", "batch_size", "num_workers"}  # the machine's shape: the rest of an epoch is re-cut
 
 
 class ShardDataModule(pl.LightningDataModule):
@@ -360,9 +360,12 @@ class ShardDataModule(pl.LightningDataModule):
         layout = self._layout()
         diff = {k: (state[k], layout[k]) for k in _LAYOUT_KEYS if state[k] != layout[k]}
         epoch, batches = int(state["epoch"]), int(state["batches"])
-        if set(diff) - _RESHARDABLE:
+        # why: the per-rank batch may change only with the world size (to keep the global batch on fewer or more
+        # ranks); alone it would change the optimisation the run was started with
+        refused = set(diff) - _RESHARDABLE | ({"batch_size"} & set(diff) if "world_size" not in diff else set())
+        if refused:
             changes = ", ".join(f"--data.{k}: saved {a!r}, now {b!r}" for k, (a, b) in diff.items()
-                                if k not in _RESHARDABLE | {"fingerprint"})
+                                if k in refused - {"fingerprint"})
             if "fingerprint" in diff:
                 changes += (", " if changes else "") + "the dataset's fingerprint differs (other shards)"
             raise ValueError(f"ShardDataModule: cannot resume the data stream, its layout changed ({changes}); "

@@ -81,3 +81,11 @@ def test_what_cannot_be_resharded_is_still_refused(digits_shards, two_ranks):
     dm.load_state_dict({**state, "seed": 6})
     with pytest.raises(ValueError, match=r"layout changed \(--data.seed: saved 6, now 5\)"):
         next(iter(dm.train_epoch()))
+
+
+def test_a_per_rank_batch_change_alone_is_refused(digits_shards, two_ranks):
+    _, state = two_ranks
+    dm = module(digits_shards, 2, 0, 16)
+    dm.load_state_dict(state)
+    with pytest.raises(ValueError, match=r"layout changed \(--data.batch_size: saved 8, now 16\)"):
+        next(iter(dm.train_epoch()))
