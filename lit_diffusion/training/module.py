@@ -16,6 +16,7 @@ from lit_diffusion.training.bookkeeping import (RunBookkeeping, image_budget_rea
 from lit_diffusion.training.ema import EMA
 from lit_diffusion.training.flops import training_step_probe
 from lit_diffusion.training.schedule import LRSchedule
+from lit_diffusion.distributed.process import process_group
 from lit_diffusion.distributed.throughput import Throughput
 
 LOSS_BINS = 10  # the loss is also logged in 10 equal bins of t
@@ -353,9 +354,10 @@ class DiffusionModule(pl.LightningModule):
 
 def _every_rank(state: torch.Tensor) -> list[torch.Tensor]:
     """Every rank's `state`, in rank order (a collective: every rank saves the checkpoint together)."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+    group = process_group()
+    if group is None:
         return [state]
-    states = [None] * torch.distributed.get_world_size()
+    states = [None] * group[1]
     torch.distributed.all_gather_object(states, state.cpu())
     return states
 

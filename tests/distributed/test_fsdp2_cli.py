@@ -10,7 +10,8 @@ What is compared, and why not more (tolerances in float32):
   each rank its half of one batch's noise; through the CLI the noise and times come from a generator per rank
   (seeded by seed and rank) and each rank reads its own contiguous range of the epoch (data/plan.py), so a
   single process's batch holds other samples and other draws.
-- A sharded checkpoint resumed on the same 2 ranks gives the uninterrupted run's weights bitwise.
+- A sharded checkpoint resumed on the same 2 ranks gives the uninterrupted run's weights bitwise; resumed by
+  FSDP2 on 1 rank (DCP reshards on load) it gives what the full file resumed on 1 rank gives.
 - 2 -> 1 rank (per-rank batch 8 -> 16, the same global batch) and back 1 -> 2 mid-epoch: the data stream
   re-shards the rest of the epoch in the saved order (data/reshard.py), so every step sees the uninterrupted
   run's samples. The result is not bitwise: the new rank draws its noise from its own generator (the saved
@@ -92,6 +93,9 @@ def runs(tmp_path_factory):
     logs["ddp"] = fit(base / "ddp", shards, "ddp", 2, 8, STEPS)
     logs["fsdp2"] = fit(base / "fsdp2", shards, "fsdp2", 2, 8, STEPS)
     logs["sharded"] = fit(base / "sharded", shards, "fsdp2", 2, 8, 2, "--distributed.state_dict", "sharded")
+    shutil.copytree(base / "sharded", base / "sharded_one_rank")
+    logs["sharded_to_one"] = fit(base / "sharded_one_rank", shards, "fsdp2", 1, 16, STEPS, "--distributed.state_dict",
+                                 "sharded", "--ckpt_path", "last")  # DCP reshards 2 -> 1 on load
     logs["sharded_resumed"] = fit(base / "sharded", shards, "fsdp2", 2, 8, STEPS, "--distributed.state_dict", "sharded",
                                   "--ckpt_path", "last")
     one = keep_up_to(base / "fsdp2", base / "one_rank", 2)
@@ -166,6 +170,12 @@ def test_two_ranks_resume_on_one_and_back_on_two(runs):
     difference = max_difference(weights(one, "backbone."), weights(uninterrupted, "backbone."))
     print(f"2 -> 1 rank resume vs uninterrupted 2 ranks, weights max |difference| {difference:.3g}")
     assert 0 < difference < 10 * STEPS * LR
+    # the same resume from the sharded (DCP) checkpoint of the same state, by FSDP2 on 1 rank
+    assert "re-sharded" in logs["sharded_to_one"]
+    from_dcp = checkpoint_at(base / "sharded_one_rank", STEPS)
+    difference = max_difference(weights(from_dcp, "backbone."), weights(one, "backbone."))
+    print(f"2 -> 1 rank from the DCP folder vs from the full file, weights max |difference| {difference:.3g}")
+    assert difference < FP32_ATOL
     back = checkpoint_at(base / "one_rank", STEPS + 2)
     assert back["global_step"] == STEPS + 2
     assert (back["ShardDataModule"]["epoch"], back["ShardDataModule"]["batches"]) == (0, STEPS + 2)
