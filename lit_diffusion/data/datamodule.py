@@ -22,12 +22,14 @@ from .latent_decode import LatentSampleDecoder, train_decoder
 from .latent_space import LatentSpace
 from .ordered_reader import OrderedShardReader, make_loader, ordered_plan
 from .plan import EpochPlan
+from .reshard import EpochRest, RestIterable
 from .stream import ShardIterable
 from .urls import ShardSet, resolve_shards
 
 log = logging.getLogger("lit_diffusion.data")
 
 _LAYOUT_KEYS = ("seed", "world_size", "num_workers", "batch_size", "samples_per_epoch", "fingerprint")
+_RESHARDABLE = {"world_size", "batch_size", "num_workers"}  # the machine's shape: the rest of an epoch is re-cut
 
 
 class ShardDataModule(pl.LightningDataModule):
@@ -141,6 +143,8 @@ class ShardDataModule(pl.LightningDataModule):
         self._epoch = 0  # epoch counter when no Trainer is attached
         self._progress = (0, 0)  # (epoch, batches consumed in it)
         self._resume: dict | None = None
+        self._checked: tuple[int, int, EpochRest | None] | None = None  # _resume checked against this layout
+        self._rest: tuple[int, int, EpochRest] | None = None  # (epoch, batches at its start, rest) being read
         self._skip_counter = None
 
     # ------------------------------------------------------------ setup
@@ -249,11 +253,12 @@ class ShardDataModule(pl.LightningDataModule):
         at the end (without a Trainer).
         """
         epoch = self.current_epoch()
-        start = self._start_batch(epoch)
+        start, rest = self._start_batch(epoch)
         skipped_before = self.skipped
         self._progress = (epoch, start)
-        for batch in make_loader(self._make_iterable(True, epoch, start), self.num_workers, self.pin_memory,
-                                 self.prefetch_factor):
+        self._rest = None if rest is None else (epoch, start, rest)
+        iterable = self._make_iterable(True, epoch, start) if rest is None else self._rest_iterable(epoch, rest)
+        for batch in make_loader(iterable, self.num_workers, self.pin_memory, self.prefetch_factor):
             self._progress = (epoch, self._progress[1] + 1)
             yield batch
         self._epoch = epoch + 1
@@ -271,12 +276,21 @@ class ShardDataModule(pl.LightningDataModule):
         if not train:
             return self.val_reader().dataset()
         rank, world = self._rank_world()
+        return self._stream(self.train_plan(world), rank, epoch, start_batch)
+
+    def _stream(self, plan: EpochPlan, rank: int, epoch: int, start_batch: int) -> ShardIterable:
         # latent shards draw from their stored posterior per (seed, epoch, key) and flip by latent choice
         decoder, hflip = train_decoder(self.train_set.info, self._labels(self.train_set.info), self.decoder,
                                        self.seed, epoch, self.hflip)
-        return ShardIterable(self.train_set.urls, self.train_plan(world), decoder, rank, epoch, start_batch,
+        return ShardIterable(self.train_set.urls, plan, decoder, rank, epoch, start_batch,
                              shuffle_buffer=self.shuffle_buffer, hflip=hflip, transform=self.transform,
                              on_error=self.on_error, skip_counter=self._skip_counter)
+
+    def _rest_iterable(self, epoch: int, rest: EpochRest) -> RestIterable:
+        """The rest of an epoch begun under another layout, re-cut for this one (``reshard.py``)."""
+        rank, world = self._rank_world()
+        origin = [self._stream(rest.origin, r, epoch, 0) for r in range(rest.origin.world_size)]
+        return RestIterable(rest, origin, rank, world, self.batch_size)
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -290,47 +304,88 @@ class ShardDataModule(pl.LightningDataModule):
                 "batch_size": self.batch_size, "samples_per_epoch": self.samples_per_epoch,
                 "fingerprint": self.info.fingerprint}
 
+    def epoch_length(self, epoch: int | None = None) -> int:
+        """Training batches per rank of ``epoch`` (default: the current one): ``steps_per_epoch``, except for
+        an epoch resumed under another layout, where it is the batches done before plus the rest re-cut."""
+        epoch = self.current_epoch() if epoch is None else epoch
+        if self._resume is not None:
+            self._checked = self._checked or self._check_resume(self._resume)
+            done, rest = self._checked[1:] if self._checked[0] == epoch else (0, None)
+        else:
+            done, rest = (self._rest[1], self._rest[2]) if self._rest and self._rest[0] == epoch else (0, None)
+        if rest is None:
+            return self.steps_per_epoch
+        return done + rest.steps(self._rank_world()[1], self.batch_size)
+
     def state_dict(self) -> dict[str, Any]:
-        """Position of the training stream: epoch, batches consumed in it, and the layout."""
+        """Position of the training stream: epoch, batches consumed in it, and the layout (and, for an epoch
+        resumed under another layout, what is left of it: ``reshard.py``)."""
         epoch, batches = self._progress
+        rest = None
         if self._resume is not None:  # restored and not iterated yet
-            epoch, batches = int(self._resume["epoch"]), int(self._resume["batches"])
-        if batches >= self.steps_per_epoch:
-            epoch, batches = epoch + 1, 0
-        return {"epoch": epoch, "batches": batches, **self._layout()}
+            self._checked = self._checked or self._check_resume(self._resume)
+            epoch, batches, rest = self._checked
+        elif self._rest is not None and self._rest[0] == epoch:
+            _, start, rest = self._rest
+            rest = rest.consumed(batches - start, self._rank_world()[1], self.batch_size)
+        if batches >= self.epoch_length(epoch):
+            epoch, batches, rest = epoch + 1, 0, None
+        state = {"epoch": epoch, "batches": batches, **self._layout()}
+        return state if rest is None else {**state, "rest": rest.to_state()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Resume: the next training iteration of epoch ``state["epoch"]`` skips consumed batches."""
         missing = [k for k in ("epoch", "batches", *_LAYOUT_KEYS) if k not in state_dict]
         if missing:
             raise ValueError(f"ShardDataModule.load_state_dict: state lacks {missing}")
-        self._resume = dict(state_dict)
+        self._resume, self._checked, self._rest = dict(state_dict), None, None
         self._progress = (0, 0)
         self._epoch = int(state_dict["epoch"])
 
-    def _start_batch(self, epoch: int) -> int:
+    def _start_batch(self, epoch: int) -> tuple[int, EpochRest | None]:
+        """Batches of ``epoch`` consumed before, and the rest to read when the layout changed since."""
         if self._resume is None:
-            return 0
-        state, self._resume = self._resume, None
+            return 0, None
+        checked = self._checked or self._check_resume(self._resume)
+        self._resume, self._checked = None, None
+        saved_epoch, batches, rest = checked
+        if saved_epoch != epoch:
+            log.warning("data state is for epoch %d but epoch %d starts; starting it from its first batch",
+                        saved_epoch, epoch)
+            return 0, None
+        return batches, rest
+
+    def _check_resume(self, state: dict) -> tuple[int, int, EpochRest | None]:
+        """(epoch, batches, rest) of a saved state under this layout; raises when the stream cannot go on."""
         layout = self._layout()
         diff = {k: (state[k], layout[k]) for k in _LAYOUT_KEYS if state[k] != layout[k]}
+        epoch, batches = int(state["epoch"]), int(state["batches"])
+        # why: the per-rank batch may change only with the world size (to keep the global batch on fewer or more
+        # ranks); alone it would change the optimisation the run was started with
+        refused = set(diff) - _RESHARDABLE | ({"batch_size"} & set(diff) if "world_size" not in diff else set())
+        if refused:
+            changes = ", ".join(f"--data.{k}: saved {a!r}, now {b!r}" for k, (a, b) in diff.items()
+                                if k in refused - {"fingerprint"})
+            if "fingerprint" in diff:
+                changes += (", " if changes else "") + "the dataset's fingerprint differs (other shards)"
+            raise ValueError(f"ShardDataModule: cannot resume the data stream, its layout changed ({changes}); "
+                             f"resume with the saved values, or start a new run without --ckpt_path")
+        if state.get("rest") is not None:  # an epoch already resumed under another layout: go on with its rest
+            return epoch, batches, EpochRest.from_state(state["rest"], self.train_plan())
         if set(diff) == {"num_workers"}:
             # why: the worker count is a machine detail (fewer CPUs after a requeue); the step count does not
             # depend on it, only which samples fill the rest of this epoch, so continue rather than refuse
             log.info("data.num_workers changed from %d to %d: the rest of epoch %d is drawn with the new worker "
                      "layout (same steps; exact resume needs the same num_workers)", *diff["num_workers"], epoch)
-        elif diff:
-            changes = ", ".join(f"--data.{k}: saved {a!r}, now {b!r}" for k, (a, b) in diff.items()
-                                if k != "fingerprint")
-            if "fingerprint" in diff:
-                changes += (", " if changes else "") + "the dataset's fingerprint differs (other shards)"
-            raise ValueError(f"ShardDataModule: cannot resume the data stream, its layout changed ({changes}); "
-                             f"resume with the saved values, or start a new run without --ckpt_path")
-        if state["epoch"] != epoch:
-            log.warning("data state is for epoch %d but epoch %d starts; starting it from its first batch",
-                        state["epoch"], epoch)
-            return 0
-        return int(state["batches"])
+        elif diff and batches > 0:
+            # why: another world size (a job requeued on fewer GPUs) or per-rank batch: re-cut the rest of the
+            # epoch from the saved layout's own order (reshard.py); the next epoch is planned for this one
+            origin = {k: state[k] for k in _RESHARDABLE}
+            rest = EpochRest.from_state({**origin, "done": batches, "offset": 0}, self.train_plan())
+            log.info("data layout changed (%s): the rest of epoch %d (%d samples) is re-sharded in the saved "
+                     "order", ", ".join(f"{k} {a} -> {b}" for k, (a, b) in diff.items()), epoch, rest.samples)
+            return epoch, batches, rest
+        return epoch, batches, None
 
 
 def _infer_options(image_key, label_key, num_classes, resolution):
@@ -356,7 +411,7 @@ class ShardLoader:
         self.dm = dm
 
     def __len__(self) -> int:
-        return self.dm.steps_per_epoch
+        return self.dm.epoch_length()
 
     def __iter__(self) -> Iterator[dict]:
         return self.dm.train_epoch()

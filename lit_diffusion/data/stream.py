@@ -116,40 +116,65 @@ class ShardIterable(IterableDataset):
 
     # --------------------------------------------------------------- batches
 
-    def worker_batches(self, worker: int) -> Iterator[dict]:
-        """The batches of ``worker`` (0 when num_workers=0), resuming after ``start_batch``."""
-        plan, batch_size = self.plan, self.plan.batch_size
-        quota = plan.worker_batches(worker) * batch_size
-        done = plan.worker_batches(worker, self.start_batch) * batch_size
-        aug = rng_for(plan.seed, TAG_AUGMENT, self.epoch, self.rank, worker).integers(
+    def worker_outputs(self, worker: int) -> Iterator[tuple]:
+        """Every output slot of ``worker`` in order, as (item, flip, seed): ``item`` is the raw sample, left
+        to ``decode_item`` (decoded here instead with ``on_error="skip"``, where only decoding tells whether
+        it fills a slot). Slot i's flip and seed depend only on (seed, epoch, rank, worker, i)."""
+        quota = self.plan.worker_batches(worker) * self.plan.batch_size
+        aug = rng_for(self.plan.seed, TAG_AUGMENT, self.epoch, self.rank, worker).integers(
             0, 2**62, size=quota, dtype=np.int64)
         flips = (aug & 1).astype(bool) if self.hflip else np.zeros(quota, dtype=bool)
         seeds = aug >> 1
         raws = self._raw_outputs(worker)
         made = 0
         try:
-            while made < done:  # resume: drop outputs already consumed
-                raw = next(raws)
+            while made < quota:
+                item = next(raws)
                 if self.policy.skip:
                     try:
-                        self.decoder.decode(raw)
+                        item = self.decoder.decode(item)
                     except DataError as e:
                         self.policy.handle(e)
                         continue
+                yield item, flips[made], seeds[made]
                 made += 1
-            batch: list[dict] = []
-            while made < quota:
-                raw = next(raws)
-                try:
-                    sample = self.decoder.decode(raw)
-                except DataError as e:
-                    self.policy.handle(e)
-                    continue
-                batch.append(sample)
-                made += 1
-                if len(batch) == batch_size:
-                    lo = made - batch_size
-                    yield collate(batch, flips[lo:made], self.decoder.info.kind, self.transform, seeds[lo:made])
-                    batch = []
         finally:
             raws.close()  # closes the open shard (and stops a pipe: command)
+
+    def decode_item(self, item) -> dict:
+        return item if self.policy.skip else self.decoder.decode(item)  # on_error="raise": a bad one raises
+
+    def collate_slots(self, slots: list[tuple]) -> dict:
+        samples = [self.decode_item(item) for item, _, _ in slots]
+        flips = np.array([flip for _, flip, _ in slots], dtype=bool)
+        seeds = np.array([seed for _, _, seed in slots], dtype=np.int64)
+        return collate(samples, flips, self.decoder.info.kind, self.transform, seeds)
+
+    def rank_slots(self) -> Iterator[list[tuple]]:
+        """This rank's batches of the epoch as undecoded slots, in the order a DataLoader over all its
+        workers yields them (batch j from worker j % W); for re-sharding the rest of an epoch."""
+        outputs = [self.worker_outputs(w) for w in range(self.plan.workers)]
+        try:
+            for j in range(self.plan.steps):
+                source = outputs[j % self.plan.workers]
+                yield [next(source) for _ in range(self.plan.batch_size)]
+        finally:
+            for o in outputs:
+                o.close()
+
+    def worker_batches(self, worker: int) -> Iterator[dict]:
+        """The batches of ``worker`` (0 when num_workers=0), resuming after ``start_batch``."""
+        batch_size = self.plan.batch_size
+        done = self.plan.worker_batches(worker, self.start_batch) * batch_size
+        outputs = self.worker_outputs(worker)
+        batch: list[tuple] = []
+        try:
+            for i, slot in enumerate(outputs):
+                if i < done:  # resume: drop outputs already consumed, undecoded
+                    continue
+                batch.append(slot)
+                if len(batch) == batch_size:
+                    yield self.collate_slots(batch)
+                    batch = []
+        finally:
+            outputs.close()
