@@ -2,18 +2,20 @@
 
 Samples are (optionally) shuffled with a seed, encoded in worker processes, and written in
 order into ``shard-000000.tar, shard-000001.tar, ...``; a shard closes when it reaches
-``shard_size`` samples or would exceed ``shard_bytes``. Each shard is written under a temporary
-name and renamed when complete; ``dataset.json`` is written last, atomically. The tar members
+``shard_size`` samples or would exceed ``shard_bytes``. The whole dataset is written into a staging
+folder and moved into place when complete (``writes.Staging``), so a failed or interrupted build,
+``--overwrite`` included, leaves the folder as it was. The tar members
 carry fixed metadata (mtime 0, uid 0), so the same source and options give byte-identical shards.
 Samples are encoded into tar records in the workers; the main process only appends bytes.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import logging
 import multiprocessing
-import os
+import signal
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,8 +25,9 @@ import numpy as np
 from .. import __version__
 from .dataset_json import DATASET_JSON, DatasetInfo, ShardEntry, write_dataset_json
 from .encode import EncodeOptions, Encoded, encode_item
-from .errors import BuildError
+from .errors import BuildError, WriteError, interrupted
 from .sources import Source
+from .writes import Staging, TempFile, holds_dataset, remove_stale, writing
 
 log = logging.getLogger("lit_diffusion.data")
 
@@ -64,37 +67,28 @@ class ShardSink:
     """Writes samples into numbered shards, rolling over by count and by bytes; atomic renames.
 
     A shard file is the samples' tar records followed by the end-of-archive marker (no padding to
-    a 10 KiB record, which readers do not need), so its size is known before it is written.
+    a 10 KiB record, which readers do not need), so its size is known before it is written. Errors
+    name the shard's place in ``shown`` (the dataset folder), not in the staging folder.
     """
 
-    def __init__(self, folder: Path, prefix: str, max_count: int, max_bytes: int | None):
-        self.folder, self.prefix = folder, prefix
+    def __init__(self, folder: Path, prefix: str, max_count: int, max_bytes: int | None,
+                 shown: Path | None = None):
+        self.folder, self.prefix, self.shown = folder, prefix, shown or folder
         self.max_count, self.max_bytes = max_count, max_bytes
         self.entries: list[ShardEntry] = []
-        self._file = self._tmp = None
-        self._count = self._bytes = 0
+        self._file: TempFile | None = None
+        self._count = 0
 
     def _open(self) -> None:
         name = f"{self.prefix}-{len(self.entries):06d}.tar"
-        self._tmp = self.folder / f".{name}.tmp{os.getpid()}"
-        self._file = open(self._tmp, "wb")
-        self._digest = hashlib.sha256()
-        self._name, self._count, self._bytes = name, 0, 0
-
-    def _write(self, data: bytes) -> None:
-        self._file.write(data)
-        self._digest.update(data)
-        self._bytes += len(data)
+        self._file = TempFile(self.folder / name, self.shown / name)
+        self._name, self._count = name, 0
 
     def _finish(self) -> None:
-        self._write(END_OF_ARCHIVE)
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        os.chmod(self._tmp, 0o644)
-        os.replace(self._tmp, self.folder / self._name)
-        self.entries.append(ShardEntry(self._name, self._count, self._bytes, self._digest.hexdigest()))
-        self._file = self._tmp = None
+        self._file.write(END_OF_ARCHIVE)
+        self._file.commit()
+        self.entries.append(ShardEntry(self._name, self._count, self._file.size, self._file.digest.hexdigest()))
+        self._file = None
 
     def add(self, blob: bytes, origin: str) -> None:
         """Append one sample (its tar records); start a new shard first if a limit would be passed."""
@@ -104,12 +98,12 @@ class ShardSink:
                              f"shard_bytes={self.max_bytes}")
         if self._file is not None and (
             self._count >= self.max_count
-            or self.max_bytes is not None and self._bytes + size > self.max_bytes
+            or self.max_bytes is not None and self._file.size + size > self.max_bytes
         ):
             self._finish()
         if self._file is None:
             self._open()
-        self._write(blob)
+        self._file.write(blob)
         self._count += 1
 
     def close(self) -> list[ShardEntry]:
@@ -118,12 +112,15 @@ class ShardSink:
         return self.entries
 
     def abort(self) -> None:
-        """Remove the shard being written and every shard this sink finished."""
+        """Remove the shard being written and every shard this sink finished; never raises."""
         if self._file is not None:
-            self._file.close()
-            self._tmp.unlink(missing_ok=True)
+            self._file.discard()
+            self._file = None
         for entry in self.entries:
-            (self.folder / entry.name).unlink(missing_ok=True)
+            try:
+                (self.folder / entry.name).unlink(missing_ok=True)
+            except OSError as e:
+                log.warning("could not remove %s: %s", self.folder / entry.name, e)
 
 
 # ------------------------------------------------------------------ worker processes
@@ -133,6 +130,9 @@ _WORKER: dict = {}
 
 def _init_worker(source: Source, opts: EncodeOptions, in_pool: bool = False) -> None:
     _WORKER["source"], _WORKER["opts"] = source, opts
+    if in_pool:  # the main process handles Ctrl-C and SIGTERM and ends the pool; a worker just goes
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     torch = sys.modules.get("torch")
     if in_pool and torch is not None:  # one intra-op thread per encoder process, as DataLoader workers do
         torch.set_num_threads(1)
@@ -182,22 +182,24 @@ def _encoded_stream(source: Source, order: np.ndarray, opts: EncodeOptions, work
             yield from encoded
 
 
-def _prepare_folder(folder: Path, prefix: str, overwrite: bool) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    old = sorted(folder.glob(f"{prefix}-*.tar"))
-    if (folder / DATASET_JSON).exists() or old:
-        if not overwrite:
-            raise BuildError(f"{folder} already holds a dataset ({DATASET_JSON} or {prefix}-*.tar); "
-                             f"pass --overwrite to replace it")
-        (folder / DATASET_JSON).unlink(missing_ok=True)  # first, so no reader sees a stale json
-        for path in old:
-            path.unlink()
+def _remove_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # not empty, or not there
+        pass
 
 
-def _write_split(source: Source, order: np.ndarray, folder: Path, build: BuildOptions,
+def refuse_existing(folder: Path, overwrite: bool, prefix: str = "shard") -> None:
+    """A folder that holds a dataset is replaced only when the user says so (--overwrite)."""
+    if not overwrite and holds_dataset(folder, prefix):
+        raise BuildError(f"{folder} already holds a dataset ({DATASET_JSON} or {prefix}-*.tar); pass --overwrite "
+                         f"to replace it (the old one stays until the new one is complete), or choose another --out")
+
+
+def _write_split(source: Source, order: np.ndarray, folder: Path, staging: Path, build: BuildOptions,
                  opts: EncodeOptions, build_info: dict, latent: tuple[float, float] | None) -> DatasetInfo:
-    _prepare_folder(folder, build.prefix, build.overwrite)
-    sink = ShardSink(folder, build.prefix, build.shard_size, build.shard_bytes)
+    """The shards and dataset.json of one split, written into `staging` (errors name their place in `folder`)."""
+    sink = ShardSink(staging, build.prefix, build.shard_size, build.shard_bytes, shown=folder)
     shape = None
     sums = sumsq = None
     count = 0
@@ -240,7 +242,8 @@ def _write_split(source: Source, order: np.ndarray, folder: Path, build: BuildOp
         shards=entries, build=build_info, kind=kind, members=members,
         latent_scale=latent[0] if latent else None, latent_shift=latent[1] if latent else None,
     )
-    write_dataset_json(info, folder)
+    with writing(folder / DATASET_JSON):
+        write_dataset_json(info, staging)
     return info
 
 
@@ -269,21 +272,46 @@ def build_dataset(source: Source, build: BuildOptions, opts: EncodeOptions,
         splits["val"], splits["train"] = np.sort(perm[:n_val]), np.sort(perm[n_val:])
     else:
         splits["all"] = np.arange(n)
-    infos = {}
-    for split_id, (split, indices) in enumerate(splits.items()):
-        order = indices
-        if build.shuffle:
-            split_rng = np.random.default_rng(np.random.SeedSequence([build.seed, split_id]))
-            order = split_rng.permutation(indices)
-        folder = out if split == "all" else out / split
-        build_info = {
-            "lit_diffusion_version": __version__,
-            "command": command,
-            "source": source.describe(),
-            "split": None if split == "all" else split,
-            "options": {k: v for k, v in asdict(build).items() if k not in ("progress", "out", "overwrite")},
-            "encode": asdict(opts) if source.kind == "image" else None,
-        }
-        infos[split] = _write_split(source, order, folder, build, opts, build_info, latent)
-        log.info("wrote %d samples in %d shards to %s", infos[split].num_samples, len(infos[split].shards), folder)
+    folders = {split: out if split == "all" else out / split for split in splits}
+    for folder in folders.values():  # every split is checked before any is written
+        refuse_existing(folder, build.overwrite, build.prefix)
+    replacing = any(holds_dataset(folder, build.prefix) for folder in folders.values())
+    created = not out.exists()
+    infos, stagings = {}, []
+    try:
+        for split_id, (split, indices) in enumerate(splits.items()):
+            order = indices
+            if build.shuffle:
+                split_rng = np.random.default_rng(np.random.SeedSequence([build.seed, split_id]))
+                order = split_rng.permutation(indices)
+            build_info = {
+                "lit_diffusion_version": __version__,
+                "command": command,
+                "source": source.describe(),
+                "split": None if split == "all" else split,
+                "options": {k: v for k, v in asdict(build).items() if k not in ("progress", "out", "overwrite")},
+                "encode": asdict(opts) if source.kind == "image" else None,
+            }
+            stagings.append(Staging(folders[split]))
+            remove_stale(folders[split])
+            infos[split] = _write_split(source, order, folders[split], stagings[-1].path, build, opts, build_info,
+                                        latent)
+        for staging in stagings:  # only now, with every split complete, is anything replaced
+            staging.commit(build.prefix)
+    except BaseException as e:
+        for staging in stagings:
+            staging.discard()
+        if created:  # leave no empty folders behind either
+            for folder in [*folders.values(), out]:
+                _remove_empty(folder)
+        kept = f"the dataset in {out} is as it was" if replacing else f"nothing was written to {out}"
+        if isinstance(e, KeyboardInterrupt):
+            raise interrupted(e, f"{kept}; run the same command again to build it") from None
+        if isinstance(e, WriteError) and replacing:
+            both = "; the old dataset stays until the new one is complete, so both must fit" \
+                if e.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+            raise WriteError(f"{e} ({kept}{both})", e.path, e.errno) from e
+        raise
+    for split, info in infos.items():
+        log.info("wrote %d samples in %d shards to %s", info.num_samples, len(info.shards), folders[split])
     return infos
