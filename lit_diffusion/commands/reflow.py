@@ -33,12 +33,13 @@ def reflow(*, ckpt: str, num: int, out: str, sampler: str = "heun", nfe: int = 3
     from pathlib import Path
 
     from lit_diffusion.data.writer import refuse_existing
+
+    refuse_existing(Path(out), overwrite)  # first: say it now, not after minutes of loading and sampling
     from lit_diffusion.generation.session import GenerationSession, check_counts
     from lit_diffusion.training.loading import load_module
 
     arguments = dict(ckpt=ckpt, num=num, out=out, sampler=sampler, nfe=nfe, batch_size=batch_size, seed=seed)
     check_counts(num=num)
-    refuse_existing(Path(out), overwrite)  # before any sampling: say it now, not after minutes of work
     session = GenerationSession.open(ckpt, load_module, command="lit-diffusion reflow", device=device)
     if type(session.module.objective).__name__ != "RectifiedFlow":
         print(f"note: reflow from a {type(session.module.objective).__name__} model; the pairs are its ODE couplings",
