@@ -192,3 +192,71 @@ def test_the_wrong_kind_of_file_is_named(tmp_path, digits_shards):
     line = the_line(err)
     assert f"{page} is an HTML page" in line and "expected a checkpoint of the framework's autoencoder" in line
     assert not (tmp_path / "latents").exists()
+
+
+def _tiny_vae(folder: Path) -> Path:
+    import torch
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    AutoencoderKL(in_channels=1, out_channels=1, down_block_types=("DownEncoderBlock2D",) * 2,
+                  up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 16), layers_per_block=1,
+                  latent_channels=2, norm_num_groups=8, sample_size=16).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.slow
+def test_a_stopped_or_failed_encode_keeps_its_finished_shards(digits_shards, tmp_path):
+    pytest.importorskip("diffusers")
+    vae = _tiny_vae(tmp_path / "vae")
+    out = tmp_path / "latents"
+    command = ["data", "encode", digits_shards, "--autoencoder", vae, "--out", out, "--no-progress",
+               "--shard-size", "100"]
+    child = cli(*command, wait=False)
+    deadline = time.monotonic() + 300
+    while not (out / "shard-000001.tar").exists():
+        assert child.poll() is None and time.monotonic() < deadline, child.communicate()[1]
+        time.sleep(0.02)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 130
+    line = the_line(err)
+    assert "stopped by Ctrl-C" in line and f"of 18 shard(s) are done and kept in {out}" in line
+    assert "run the same command again" in line
+    assert not [p for p in out.iterdir() if ".tmp" in p.name]
+    kept = {p.name: p.read_bytes() for p in out.glob("shard-*.tar")}
+    assert len(kept) >= 2
+    assert cli(*command)[0] == 0  # continues: the kept shards are not encoded again
+    assert all((out / name).read_bytes() == data for name, data in kept.items())
+    assert cli("data", "verify", out, "--no-progress")[0] == 0
+    # a file size limit below one shard: one line, and no torn shard or .tmp
+    status, err = cli(*command[:-5], "--out", tmp_path / "small", "--no-progress", "--shard-size", "100",
+                      fsize=20_000)
+    assert status == 1
+    assert f"file too large writing {tmp_path / 'small/shard-000000.tar'}" in the_line(err)
+    assert not list((tmp_path / "small").glob("*.tar")) and not list((tmp_path / "small").glob(".*tmp*"))
+
+
+@pytest.mark.slow
+def test_sample_into_a_read_only_or_full_folder_is_one_line(digits_shards, tmp_path):
+    experiments = REPO / "experiments"
+    status, err = cli("fit", "-c", experiments / "digits/dit.yaml", "-c", experiments / "objectives/rectified_flow.yaml",
+                      "--data.train_shards", digits_shards, "--data.batch_size", "16", "--data.num_workers", "0",
+                      "--model.max_images", "16", "--trainer.default_root_dir", tmp_path / "rf",
+                      "--trainer.accelerator", "cpu", "--preview_every_n_steps", "0")
+    assert status == 0, err[-3000:]
+    ckpt = tmp_path / "rf/checkpoints/last.ckpt"
+    sample = ["sample", "--ckpt", ckpt, "--sampler", "euler", "--nfe", "1", "--device", "cpu"]
+    with tmpfs(tmp_path / "ro", "ro,size=1m") as ro:
+        status, err = cli(*sample, "--num", "2", "--out", ro / "s")
+        assert status == 2
+        assert the_line(err).endswith(f"read-only file system writing {ro / 's'}: choose a writable --out")
+    with tmpfs(tmp_path / "full", "size=12k") as full:
+        status, err = cli(*sample, "--num", "64", "--out", full / "s")
+        assert status == 2
+        line = the_line(err)
+        assert f"no space left on device writing {full / 's'}/" in line and "free space" in line
+        from PIL import Image
+
+        for png in (full / "s").glob("*.png"):  # what was written is whole: the torn file went
+            Image.open(png).load()
