@@ -27,7 +27,7 @@ from .dataset_json import DATASET_JSON, DatasetInfo, ShardEntry, write_dataset_j
 from .encode import EncodeOptions, Encoded, encode_item
 from .errors import BuildError, WriteError, interrupted
 from .sources import Source
-from .writes import Staging, TempFile, holds_dataset, remove_stale, writing
+from .writes import Staging, TempFile, deferred_signals, holds_dataset, remove_stale, writing
 
 log = logging.getLogger("lit_diffusion.data")
 
@@ -296,8 +296,6 @@ def build_dataset(source: Source, build: BuildOptions, opts: EncodeOptions,
             remove_stale(folders[split])
             infos[split] = _write_split(source, order, folders[split], stagings[-1].path, build, opts, build_info,
                                         latent)
-        for staging in stagings:  # only now, with every split complete, is anything replaced
-            staging.commit(build.prefix)
     except BaseException as e:
         for staging in stagings:
             staging.discard()
@@ -312,6 +310,12 @@ def build_dataset(source: Source, build: BuildOptions, opts: EncodeOptions,
                 if e.errno in (errno.ENOSPC, errno.EDQUOT) else ""
             raise WriteError(f"{e} ({kept}{both})", e.path, e.errno) from e
         raise
+    try:
+        with deferred_signals():  # only now, with every split complete, is anything replaced: all splits at once
+            for staging in stagings:
+                staging.commit(build.prefix)
+    except KeyboardInterrupt as e:  # held back until the swap was done
+        raise interrupted(e, f"the new dataset in {out} is complete") from None
     for split, info in infos.items():
         log.info("wrote %d samples in %d shards to %s", info.num_samples, len(info.shards), folders[split])
     return infos

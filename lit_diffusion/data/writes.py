@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -131,9 +132,10 @@ class Staging:
             self.path.mkdir()
 
     def commit(self, prefix: str) -> None:
-        """Replace the dataset in ``folder`` (if any) by the staged one: renames only, dataset.json last."""
+        """Replace the dataset in ``folder`` (if any) by the staged one: renames only, dataset.json last; Ctrl-C
+        and SIGTERM wait until it is done (half a swap would be neither dataset)."""
         new = sorted(p.name for p in self.path.glob(f"{prefix}-*.tar"))
-        with writing(self.folder):
+        with deferred_signals(), writing(self.folder):
             (self.folder / DATASET_JSON).unlink(missing_ok=True)  # first, so no reader pairs it with new shards
             for name in new:
                 os.replace(self.path / name, self.folder / name)
@@ -145,6 +147,17 @@ class Staging:
 
     def discard(self) -> None:
         _remove(self.path)
+
+
+@contextmanager
+def deferred_signals():
+    """SIGINT and SIGTERM arrive when the block is done (they are blocked, not lost)."""
+    stops = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _running(pid: int) -> bool:
