@@ -189,6 +189,18 @@ def _remove_empty(folder: Path) -> None:
         pass
 
 
+def _saying_what_is_kept(error: BaseException, out: Path, replacing: bool) -> BaseException:
+    """A stop or a failed write of a build that replaced nothing, saying so (other errors as they are)."""
+    kept = f"the dataset in {out} is as it was" if replacing else f"nothing was written to {out}"
+    if isinstance(error, KeyboardInterrupt):
+        return interrupted(error, f"{kept}; run the same command again to build it")
+    if isinstance(error, WriteError) and replacing:
+        both = "; the old dataset stays until the new one is complete, so both must fit" \
+            if error.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+        return WriteError(f"{error} ({kept}{both})", error.path, error.errno)
+    return error
+
+
 def refuse_existing(folder: Path, overwrite: bool, prefix: str = "shard") -> None:
     """A folder that holds a dataset is replaced only when the user says so (--overwrite)."""
     if not overwrite and holds_dataset(folder, prefix):
@@ -302,14 +314,10 @@ def build_dataset(source: Source, build: BuildOptions, opts: EncodeOptions,
         if created:  # leave no empty folders behind either
             for folder in [*folders.values(), out]:
                 _remove_empty(folder)
-        kept = f"the dataset in {out} is as it was" if replacing else f"nothing was written to {out}"
-        if isinstance(e, KeyboardInterrupt):
-            raise interrupted(e, f"{kept}; run the same command again to build it") from None
-        if isinstance(e, WriteError) and replacing:
-            both = "; the old dataset stays until the new one is complete, so both must fit" \
-                if e.errno in (errno.ENOSPC, errno.EDQUOT) else ""
-            raise WriteError(f"{e} ({kept}{both})", e.path, e.errno) from e
-        raise
+        reported = _saying_what_is_kept(e, out, replacing)
+        if reported is e:
+            raise
+        raise reported from (None if isinstance(e, KeyboardInterrupt) else e)
     try:
         with deferred_signals():  # only now, with every split complete, is anything replaced: all splits at once
             for staging in stagings:
