@@ -37,6 +37,6 @@ def sigterm_raises():
 def report_stop(prog: str, stop: KeyboardInterrupt) -> int:
     """Print the one line of an interrupted command; returns its exit status."""
     signum = getattr(stop, "signum", signal.SIGINT)
-    kept = getattr(stop, "kept", "") or "stopped before writing anything"
+    kept = getattr(stop, "kept", "") or "before anything was written"
     print(f"{prog}: stopped by {SIGNAL_NAMES.get(signum, f'signal {signum}')}: {kept}", file=sys.stderr)
     return 128 + int(signum)
