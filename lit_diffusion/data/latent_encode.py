@@ -38,7 +38,7 @@ from .errors import BuildError, interrupted
 from .latent_decode import FLIP_MEAN, FLIP_STD, MEAN, STD
 from .latent_space import LATENT_KEY, AutoencoderRecord, LatentSpace
 from .progress import Progress
-from .writer import END_OF_ARCHIVE
+from .shard_sink import END_OF_ARCHIVE
 from .writes import TempFile, remove_stale, writing
 
 Encoder = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]

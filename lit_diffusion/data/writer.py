@@ -23,11 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from .dataset_json import DATASET_JSON, DatasetInfo, ShardEntry, write_dataset_json
+from .dataset_json import DATASET_JSON, DatasetInfo, write_dataset_json
 from .encode import EncodeOptions, Encoded, encode_item
 from .errors import BuildError, WriteError, interrupted
 from .sources import Source
-from .writes import Staging, TempFile, deferred_signals, holds_dataset, remove_stale, writing
+from .shard_sink import END_OF_ARCHIVE, ShardSink  # noqa: F401 (END_OF_ARCHIVE: read from here too)
+from .writes import Staging, deferred_signals, holds_dataset, remove_stale, writing
 
 log = logging.getLogger("lit_diffusion.data")
 
@@ -58,69 +59,6 @@ class BuildOptions:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
-
-
-END_OF_ARCHIVE = bytes(1024)  # two zero blocks
-
-
-class ShardSink:
-    """Writes samples into numbered shards, rolling over by count and by bytes; atomic renames.
-
-    A shard file is the samples' tar records followed by the end-of-archive marker (no padding to
-    a 10 KiB record, which readers do not need), so its size is known before it is written. Errors
-    name the shard's place in ``shown`` (the dataset folder), not in the staging folder.
-    """
-
-    def __init__(self, folder: Path, prefix: str, max_count: int, max_bytes: int | None,
-                 shown: Path | None = None):
-        self.folder, self.prefix, self.shown = folder, prefix, shown or folder
-        self.max_count, self.max_bytes = max_count, max_bytes
-        self.entries: list[ShardEntry] = []
-        self._file: TempFile | None = None
-        self._count = 0
-
-    def _open(self) -> None:
-        name = f"{self.prefix}-{len(self.entries):06d}.tar"
-        self._file = TempFile(self.folder / name, self.shown / name)
-        self._name, self._count = name, 0
-
-    def _finish(self) -> None:
-        self._file.write(END_OF_ARCHIVE)
-        self._file.commit()
-        self.entries.append(ShardEntry(self._name, self._count, self._file.size, self._file.digest.hexdigest()))
-        self._file = None
-
-    def add(self, blob: bytes, origin: str) -> None:
-        """Append one sample (its tar records); start a new shard first if a limit would be passed."""
-        size = len(blob) + len(END_OF_ARCHIVE)
-        if self.max_bytes is not None and size > self.max_bytes:
-            raise BuildError(f"{origin}: one sample takes {size} bytes as a shard, more than "
-                             f"shard_bytes={self.max_bytes}")
-        if self._file is not None and (
-            self._count >= self.max_count
-            or self.max_bytes is not None and self._file.size + size > self.max_bytes
-        ):
-            self._finish()
-        if self._file is None:
-            self._open()
-        self._file.write(blob)
-        self._count += 1
-
-    def close(self) -> list[ShardEntry]:
-        if self._file is not None:
-            self._finish()
-        return self.entries
-
-    def abort(self) -> None:
-        """Remove the shard being written and every shard this sink finished; never raises."""
-        if self._file is not None:
-            self._file.discard()
-            self._file = None
-        for entry in self.entries:
-            try:
-                (self.folder / entry.name).unlink(missing_ok=True)
-            except OSError as e:
-                log.warning("could not remove %s: %s", self.folder / entry.name, e)
 
 
 # ------------------------------------------------------------------ worker processes
@@ -259,6 +197,17 @@ def _write_split(source: Source, order: np.ndarray, folder: Path, staging: Path,
     return info
 
 
+def _splits(n: int, build: BuildOptions) -> dict[str, np.ndarray]:
+    """{"all": indices} or a seeded random {"val": ..., "train": ...} split of n samples."""
+    if build.val_fraction <= 0:
+        return {"all": np.arange(n)}
+    n_val = int(round(n * build.val_fraction))
+    if not 1 <= n_val < n:
+        raise BuildError(f"val_fraction={build.val_fraction} of {n} samples gives {n_val} validation samples")
+    perm = np.random.default_rng(np.random.SeedSequence([build.seed, 0x5EED])).permutation(n)
+    return {"val": np.sort(perm[:n_val]), "train": np.sort(perm[n_val:])}
+
+
 def build_dataset(source: Source, build: BuildOptions, opts: EncodeOptions,
                   command: list[str] | None = None,
                   latent: tuple[float, float] | None = None) -> dict[str, DatasetInfo]:
@@ -274,16 +223,7 @@ def build_dataset(source: Source, build: BuildOptions, opts: EncodeOptions,
     if source.kind != "tensor" and latent is not None:
         raise BuildError("latent scale/shift apply to tensor (npy) datasets only")
     out = Path(build.out)
-    rng = np.random.default_rng(np.random.SeedSequence([build.seed, 0x5EED]))
-    splits: dict[str, np.ndarray] = {}
-    if build.val_fraction > 0:
-        n_val = int(round(n * build.val_fraction))
-        if not 1 <= n_val < n:
-            raise BuildError(f"val_fraction={build.val_fraction} of {n} samples gives {n_val} validation samples")
-        perm = rng.permutation(n)
-        splits["val"], splits["train"] = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-    else:
-        splits["all"] = np.arange(n)
+    splits = _splits(n, build)
     folders = {split: out if split == "all" else out / split for split in splits}
     for folder in folders.values():  # every split is checked before any is written
         refuse_existing(folder, build.overwrite, build.prefix)
