@@ -48,7 +48,7 @@ def main() -> None:
     fit(out / "rf1", shards, args.images)
     parent = out / "rf1/checkpoints/last.ckpt"
     assert cli(["reflow", "--ckpt", str(parent), "--num", str(args.pairs), "--out", str(out / "pairs"), "--sampler", "heun",
-                "--nfe", "33", "--device", "cpu"]) == 0
+                "--nfe", "33", "--device", "cpu", "--overwrite"]) == 0
     fit(out / "rf2", out / "pairs", args.images, "--model.init_from", str(parent))
     # held-out reference: the digits themselves, decoded from the shards through the DataModule
     from lit_diffusion.data.datamodule import ShardDataModule

@@ -196,7 +196,13 @@ COMMANDS = {
 def main(argv: list[str]) -> int:
     import logging
 
+    from lit_diffusion.commands.stopping import report_stop, sigterm_raises
     from lit_diffusion.data.errors import BuildError, DataError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return run(COMMANDS, argv, "lit-diffusion data", errors=(BuildError, DataError, ValueError, FileNotFoundError))
+    with sigterm_raises():
+        try:
+            return run(COMMANDS, argv, "lit-diffusion data",
+                       errors=(BuildError, DataError, ValueError, FileNotFoundError))
+        except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the writers cleaned up and say what they kept
+            return report_stop(" ".join(["lit-diffusion data", *argv[:1]]), stop)

@@ -9,7 +9,7 @@ from lit_diffusion.data.build import command_line, write_pairs
 
 
 def reflow(*, ckpt: str, num: int, out: str, sampler: str = "heun", nfe: int = 33, batch_size: int = 256,
-           seed: int = 0, device: Optional[str] = None) -> int:
+           seed: int = 0, device: Optional[str] = None, overwrite: bool = False) -> int:
     """The reflow step of rectified flow (Liu et al. 2022, Alg. 1): integrate the trained flow (EMA weights)
     from N noises and write the (noise, sample) couplings as pair shards.
 
@@ -22,13 +22,19 @@ def reflow(*, ckpt: str, num: int, out: str, sampler: str = "heun", nfe: int = 3
     Args:
         ckpt: checkpoint of the trained flow (`lit-diffusion fit`).
         num: number of (noise, sample) pairs.
-        out: output folder for the pair shards (replaced if it holds a dataset).
+        out: output folder for the pair shards (refused if it holds a dataset, unless --overwrite).
         sampler: ODE sampler that integrates the flow.
         nfe: network evaluations per sample.
         batch_size: samples per forward pass.
         seed: seed of the noise.
         device: torch device (default: cuda when available, else cpu).
+        overwrite: replace a dataset already in OUT (only once the new pairs are complete).
     """
+    from pathlib import Path
+
+    from lit_diffusion.data.writer import refuse_existing
+
+    refuse_existing(Path(out), overwrite)  # first: say it now, not after minutes of loading and sampling
     from lit_diffusion.generation.session import GenerationSession, check_counts
     from lit_diffusion.training.loading import load_module
 
@@ -44,7 +50,7 @@ def reflow(*, ckpt: str, num: int, out: str, sampler: str = "heun", nfe: int = 3
     description = {"reflow_from": str(ckpt), "sampler": sampler, "nfe": nfe, "seed": seed,
                    "labels": "i mod classes" if pairs.labels is not None else None}
     info = write_pairs(pairs.noise, pairs.x0, pairs.labels, session.num_classes, out=out, description=description,
-                       command=command_line(["lit-diffusion", "reflow"], arguments, reflow))
+                       command=command_line(["lit-diffusion", "reflow"], arguments, reflow), overwrite=overwrite)
     print(f"{out}: {info.num_samples} pairs, shape {info.shape}, {len(info.shards)} shard(s), "
           f"fingerprint {info.fingerprint[:16]}")
     return 0

@@ -52,4 +52,7 @@ def sample(*, ckpt: str, out: str, sampler: Optional[str] = None, nfe: Optional[
 
 
 def main(argv: list[str]) -> int:
-    return run(sample, argv, "lit-diffusion sample", errors=(ValueError, FileNotFoundError), error_status=2)
+    from lit_diffusion.data.errors import WriteError
+
+    return run(sample, argv, "lit-diffusion sample", errors=(ValueError, FileNotFoundError, WriteError),
+               error_status=2)

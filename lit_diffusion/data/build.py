@@ -193,13 +193,14 @@ SOURCES: dict[str, Callable[..., int]] = {"imagefolder": imagefolder, "mnist": m
                                           "cifar100": cifar100, "npz": npz, "digits": digits, "pairs": pairs}
 
 
-def write_pairs(noise, target, labels, num_classes: int, *, out: str, description: dict, command: list[str]):
-    """(noise, target) couplings (reflow) as pair shards in `out` (replacing a dataset there), classes named
-    0..num_classes-1 when labelled; returns the DatasetInfo."""
+def write_pairs(noise, target, labels, num_classes: int, *, out: str, description: dict, command: list[str],
+                overwrite: bool = False):
+    """(noise, target) couplings (reflow) as pair shards in `out` (replacing a dataset there with `overwrite`,
+    once the new one is complete), classes named 0..num_classes-1 when labelled; returns the DatasetInfo."""
     from lit_diffusion.data.sources import TensorPairSource
     from lit_diffusion.data.writer import BuildOptions, build_dataset, resolve_encode_options
 
     class_names = [str(c) for c in range(num_classes)] if labels is not None else []
     source = TensorPairSource(noise, target, labels, class_names, description)
-    build = BuildOptions(out=out, workers=0, progress=False, overwrite=True)
+    build = BuildOptions(out=out, workers=0, progress=False, overwrite=overwrite)
     return build_dataset(source, build, resolve_encode_options(source), command=command)["all"]

@@ -23,7 +23,6 @@ import hashlib
 import io
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -35,11 +34,12 @@ from .. import __version__
 from .dataset_json import DATASET_JSON, DatasetInfo, ShardEntry, write_dataset_json, write_json_atomic
 from .encode import tar_record
 from .sources import encode_npy
-from .errors import BuildError
+from .errors import BuildError, interrupted
 from .latent_decode import FLIP_MEAN, FLIP_STD, MEAN, STD
 from .latent_space import LATENT_KEY, AutoencoderRecord, LatentSpace
 from .progress import Progress
-from .writer import END_OF_ARCHIVE
+from .shard_sink import END_OF_ARCHIVE
+from .writes import TempFile, remove_stale, writing
 
 Encoder = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 PLAN_JSON = "encode.json"  # what every shard of this folder is encoded with; a resume must match it
@@ -175,7 +175,8 @@ def _check_plan(folder: Path, plan: dict) -> None:
             raise BuildError(f"data encode: {folder} holds shards encoded differently ({', '.join(diff)} differ); "
                              f"give another --out, or --overwrite to start again")
     else:
-        write_json_atomic(plan, path)
+        with writing(path):
+            write_json_atomic(plan, path)
 
 
 def _encode_batch(encoder: Encoder, images: list[torch.Tensor], device: str, hflip: bool):
@@ -187,23 +188,18 @@ def _encode_batch(encoder: Encoder, images: list[torch.Tensor], device: str, hfl
 
 def _write_shard(folder: Path, i: int, samples: list[dict[str, bytes]], keys: list[str], stats: dict) -> None:
     name = _shard_name(i)
-    tmp = folder / f".{name}.tmp{os.getpid()}"
-    digest, size = hashlib.sha256(), 0
-    with open(tmp, "wb") as f:
+    shard = TempFile(folder / name)
+    try:
         for key, members in zip(keys, samples):
-            blob = b"".join(tar_record(f"{key}.{ext}", data) for ext, data in members.items())
-            f.write(blob)
-            digest.update(blob)
-            size += len(blob)
-        f.write(END_OF_ARCHIVE)
-        digest.update(END_OF_ARCHIVE)
-        size += len(END_OF_ARCHIVE)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, folder / name)
-    entry = {"name": name, "count": len(samples), "bytes": size, "sha256": digest.hexdigest()}
-    write_json_atomic({"entry": entry, **{k: v.tolist() for k, v in stats.items()}}, _record_path(folder, i))
+            shard.write(b"".join(tar_record(f"{key}.{ext}", data) for ext, data in members.items()))
+        shard.write(END_OF_ARCHIVE)
+        shard.commit()
+    except BaseException:  # a full disk, Ctrl-C: no torn .tmp stays
+        shard.discard()
+        raise
+    entry = {"name": name, "count": len(samples), "bytes": shard.size, "sha256": shard.digest.hexdigest()}
+    with writing(_record_path(folder, i)):
+        write_json_atomic({"entry": entry, **{k: v.tolist() for k, v in stats.items()}}, _record_path(folder, i))
 
 
 def encode_shard(images, encoder: Encoder, job: EncodeJob, folder: Path, i: int, bar: Progress) -> None:
@@ -278,7 +274,8 @@ def finish(folder: Path, plan: dict, job: EncodeJob, images, command: list[str])
         build={**plan["source"], "command": command, "version": __version__, LATENT_KEY: latent.to_dict()},
         latent_scale=norm.scale if norm.kind == "scalar" else None,
         latent_shift=norm.shift if norm.kind == "scalar" else None)
-    write_dataset_json(info, folder)
+    with writing(folder / DATASET_JSON):
+        write_dataset_json(info, folder)
     return info
 
 
@@ -286,11 +283,14 @@ def encode_dataset(images, encoder: Encoder, autoencoder: AutoencoderRecord, lat
                    command: list[str], overwrite: bool = False) -> DatasetInfo | None:
     """Encode this rank's shards of `images` into job.out; dataset.json once all shards exist (else None)."""
     folder = Path(job.out)
-    folder.mkdir(parents=True, exist_ok=True)
+    with writing(folder):
+        folder.mkdir(parents=True, exist_ok=True)
     if overwrite and job.rank == 0:
+        remove_stale(folder)
         for path in [*folder.glob(f"{PREFIX}-*.tar"), *folder.glob(f".{PREFIX}-*.json"), folder / PLAN_JSON,
                      folder / DATASET_JSON]:
-            path.unlink(missing_ok=True)
+            with writing(path):
+                path.unlink(missing_ok=True)
     n = math.ceil(images.num_samples / job.shard_size)
     plan = {"source": images.describe, "autoencoder": autoencoder.to_dict(), "image_shape": images.image_shape,
             "latent_shape": list(latent_shape), "num_samples": images.num_samples, "shard_size": job.shard_size,
@@ -302,7 +302,12 @@ def encode_dataset(images, encoder: Encoder, autoencoder: AutoencoderRecord, lat
     mine = [i for i in range(job.rank, n, job.world_size)
             if not (_record_path(folder, i).is_file() and (folder / _shard_name(i)).is_file())]
     todo = sum(min((i + 1) * job.shard_size, images.num_samples) - i * job.shard_size for i in mine)
-    with Progress(todo, f"encode rank {job.rank}/{job.world_size} -> {folder}", enabled=job.progress) as bar:
-        for i in mine:
-            encode_shard(images, encoder, job, folder, i, bar)
-    return finish(folder, plan, job, images, command)
+    try:
+        with Progress(todo, f"encode rank {job.rank}/{job.world_size} -> {folder}", enabled=job.progress) as bar:
+            for i in mine:
+                encode_shard(images, encoder, job, folder, i, bar)
+        return finish(folder, plan, job, images, command)
+    except KeyboardInterrupt as stop:  # finished shards are complete files; the one being written is gone
+        done = sum(_record_path(folder, i).is_file() and (folder / _shard_name(i)).is_file() for i in range(n))
+        raise interrupted(stop, f"{done} of {n} shard(s) are done and kept in {folder}; run the same command "
+                                f"again to encode the rest") from None

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
 from .errors import DataError
+from .filetype import describe, sniff
 
 BLOCK = 512
 _ZERO_BLOCK = bytes(BLOCK)
@@ -98,7 +99,10 @@ def _octal(field: bytes) -> int:
 
 
 def _checksum_ok(header: bytes) -> bool:
-    stored = _octal(header[148:156])
+    try:
+        stored = _octal(header[148:156])
+    except ValueError:  # not even a number where a tar header keeps its checksum
+        return False
     unsigned = sum(header[:148]) + 8 * 32 + sum(header[156:])
     if stored == unsigned:
         return True
@@ -134,6 +138,11 @@ def iter_members(f: BinaryIO, url: str) -> Iterator[tuple[str, bytes]]:
             header = _read_exact(f, BLOCK)
         except (OSError, EOFError) as e:  # gzip errors, broken pipes
             raise damaged(f"read error: {e}") from None
+        kind = sniff(header) if offset == 0 and (len(header) < BLOCK or not _checksum_ok(header)) else None
+        if kind is not None:  # the wrong kind of file, not a damaged shard
+            raise DataError(f"this is {describe(kind)}, not a tar shard: expected WebDataset .tar shards (a folder "
+                            f"with dataset.json, or shard files); make them with `lit-diffusion data build SOURCE ... "
+                            f"--out DIR` (an image folder: SOURCE imagefolder)", shard=url)
         if len(header) < BLOCK:
             raise damaged("stream ends without the end-of-archive marker" if not header else "short header")
         if header == _ZERO_BLOCK:

@@ -2,18 +2,20 @@
 
 Samples are (optionally) shuffled with a seed, encoded in worker processes, and written in
 order into ``shard-000000.tar, shard-000001.tar, ...``; a shard closes when it reaches
-``shard_size`` samples or would exceed ``shard_bytes``. Each shard is written under a temporary
-name and renamed when complete; ``dataset.json`` is written last, atomically. The tar members
+``shard_size`` samples or would exceed ``shard_bytes``. The whole dataset is written into a staging
+folder and moved into place when complete (``writes.Staging``), so a failed or interrupted build,
+``--overwrite`` included, leaves the folder as it was. The tar members
 carry fixed metadata (mtime 0, uid 0), so the same source and options give byte-identical shards.
 Samples are encoded into tar records in the workers; the main process only appends bytes.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import logging
 import multiprocessing
-import os
+import signal
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,10 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from .dataset_json import DATASET_JSON, DatasetInfo, ShardEntry, write_dataset_json
+from .dataset_json import DATASET_JSON, DatasetInfo, write_dataset_json
 from .encode import EncodeOptions, Encoded, encode_item
-from .errors import BuildError
+from .errors import BuildError, WriteError, interrupted
 from .sources import Source
+from .shard_sink import END_OF_ARCHIVE, ShardSink  # noqa: F401 (END_OF_ARCHIVE: read from here too)
+from .writes import Staging, deferred_signals, holds_dataset, remove_stale, writing
 
 log = logging.getLogger("lit_diffusion.data")
 
@@ -57,75 +61,6 @@ class BuildOptions:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
 
 
-END_OF_ARCHIVE = bytes(1024)  # two zero blocks
-
-
-class ShardSink:
-    """Writes samples into numbered shards, rolling over by count and by bytes; atomic renames.
-
-    A shard file is the samples' tar records followed by the end-of-archive marker (no padding to
-    a 10 KiB record, which readers do not need), so its size is known before it is written.
-    """
-
-    def __init__(self, folder: Path, prefix: str, max_count: int, max_bytes: int | None):
-        self.folder, self.prefix = folder, prefix
-        self.max_count, self.max_bytes = max_count, max_bytes
-        self.entries: list[ShardEntry] = []
-        self._file = self._tmp = None
-        self._count = self._bytes = 0
-
-    def _open(self) -> None:
-        name = f"{self.prefix}-{len(self.entries):06d}.tar"
-        self._tmp = self.folder / f".{name}.tmp{os.getpid()}"
-        self._file = open(self._tmp, "wb")
-        self._digest = hashlib.sha256()
-        self._name, self._count, self._bytes = name, 0, 0
-
-    def _write(self, data: bytes) -> None:
-        self._file.write(data)
-        self._digest.update(data)
-        self._bytes += len(data)
-
-    def _finish(self) -> None:
-        self._write(END_OF_ARCHIVE)
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        os.chmod(self._tmp, 0o644)
-        os.replace(self._tmp, self.folder / self._name)
-        self.entries.append(ShardEntry(self._name, self._count, self._bytes, self._digest.hexdigest()))
-        self._file = self._tmp = None
-
-    def add(self, blob: bytes, origin: str) -> None:
-        """Append one sample (its tar records); start a new shard first if a limit would be passed."""
-        size = len(blob) + len(END_OF_ARCHIVE)
-        if self.max_bytes is not None and size > self.max_bytes:
-            raise BuildError(f"{origin}: one sample takes {size} bytes as a shard, more than "
-                             f"shard_bytes={self.max_bytes}")
-        if self._file is not None and (
-            self._count >= self.max_count
-            or self.max_bytes is not None and self._bytes + size > self.max_bytes
-        ):
-            self._finish()
-        if self._file is None:
-            self._open()
-        self._write(blob)
-        self._count += 1
-
-    def close(self) -> list[ShardEntry]:
-        if self._file is not None:
-            self._finish()
-        return self.entries
-
-    def abort(self) -> None:
-        """Remove the shard being written and every shard this sink finished."""
-        if self._file is not None:
-            self._file.close()
-            self._tmp.unlink(missing_ok=True)
-        for entry in self.entries:
-            (self.folder / entry.name).unlink(missing_ok=True)
-
-
 # ------------------------------------------------------------------ worker processes
 
 _WORKER: dict = {}
@@ -133,6 +68,9 @@ _WORKER: dict = {}
 
 def _init_worker(source: Source, opts: EncodeOptions, in_pool: bool = False) -> None:
     _WORKER["source"], _WORKER["opts"] = source, opts
+    if in_pool:  # the main process handles Ctrl-C and SIGTERM and ends the pool; a worker just goes
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     torch = sys.modules.get("torch")
     if in_pool and torch is not None:  # one intra-op thread per encoder process, as DataLoader workers do
         torch.set_num_threads(1)
@@ -182,22 +120,36 @@ def _encoded_stream(source: Source, order: np.ndarray, opts: EncodeOptions, work
             yield from encoded
 
 
-def _prepare_folder(folder: Path, prefix: str, overwrite: bool) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    old = sorted(folder.glob(f"{prefix}-*.tar"))
-    if (folder / DATASET_JSON).exists() or old:
-        if not overwrite:
-            raise BuildError(f"{folder} already holds a dataset ({DATASET_JSON} or {prefix}-*.tar); "
-                             f"pass --overwrite to replace it")
-        (folder / DATASET_JSON).unlink(missing_ok=True)  # first, so no reader sees a stale json
-        for path in old:
-            path.unlink()
+def _remove_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # not empty, or not there
+        pass
 
 
-def _write_split(source: Source, order: np.ndarray, folder: Path, build: BuildOptions,
+def _saying_what_is_kept(error: BaseException, out: Path, replacing: bool) -> BaseException:
+    """A stop or a failed write of a build that replaced nothing, saying so (other errors as they are)."""
+    kept = f"the dataset in {out} is as it was" if replacing else f"nothing was written to {out}"
+    if isinstance(error, KeyboardInterrupt):
+        return interrupted(error, f"{kept}; run the same command again to build it")
+    if isinstance(error, WriteError) and replacing:
+        both = "; the old dataset stays until the new one is complete, so both must fit" \
+            if error.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+        return WriteError(f"{error} ({kept}{both})", error.path, error.errno)
+    return error
+
+
+def refuse_existing(folder: Path, overwrite: bool, prefix: str = "shard") -> None:
+    """A folder that holds a dataset is replaced only when the user says so (--overwrite)."""
+    if not overwrite and holds_dataset(folder, prefix):
+        raise BuildError(f"{folder} already holds a dataset ({DATASET_JSON} or {prefix}-*.tar); pass --overwrite "
+                         f"to replace it (the old one stays until the new one is complete), or choose another --out")
+
+
+def _write_split(source: Source, order: np.ndarray, folder: Path, staging: Path, build: BuildOptions,
                  opts: EncodeOptions, build_info: dict, latent: tuple[float, float] | None) -> DatasetInfo:
-    _prepare_folder(folder, build.prefix, build.overwrite)
-    sink = ShardSink(folder, build.prefix, build.shard_size, build.shard_bytes)
+    """The shards and dataset.json of one split, written into `staging` (errors name their place in `folder`)."""
+    sink = ShardSink(staging, build.prefix, build.shard_size, build.shard_bytes, shown=folder)
     shape = None
     sums = sumsq = None
     count = 0
@@ -240,8 +192,20 @@ def _write_split(source: Source, order: np.ndarray, folder: Path, build: BuildOp
         shards=entries, build=build_info, kind=kind, members=members,
         latent_scale=latent[0] if latent else None, latent_shift=latent[1] if latent else None,
     )
-    write_dataset_json(info, folder)
+    with writing(folder / DATASET_JSON):
+        write_dataset_json(info, staging)
     return info
+
+
+def _splits(n: int, build: BuildOptions) -> dict[str, np.ndarray]:
+    """{"all": indices} or a seeded random {"val": ..., "train": ...} split of n samples."""
+    if build.val_fraction <= 0:
+        return {"all": np.arange(n)}
+    n_val = int(round(n * build.val_fraction))
+    if not 1 <= n_val < n:
+        raise BuildError(f"val_fraction={build.val_fraction} of {n} samples gives {n_val} validation samples")
+    perm = np.random.default_rng(np.random.SeedSequence([build.seed, 0x5EED])).permutation(n)
+    return {"val": np.sort(perm[:n_val]), "train": np.sort(perm[n_val:])}
 
 
 def build_dataset(source: Source, build: BuildOptions, opts: EncodeOptions,
@@ -259,31 +223,47 @@ def build_dataset(source: Source, build: BuildOptions, opts: EncodeOptions,
     if source.kind != "tensor" and latent is not None:
         raise BuildError("latent scale/shift apply to tensor (npy) datasets only")
     out = Path(build.out)
-    rng = np.random.default_rng(np.random.SeedSequence([build.seed, 0x5EED]))
-    splits: dict[str, np.ndarray] = {}
-    if build.val_fraction > 0:
-        n_val = int(round(n * build.val_fraction))
-        if not 1 <= n_val < n:
-            raise BuildError(f"val_fraction={build.val_fraction} of {n} samples gives {n_val} validation samples")
-        perm = rng.permutation(n)
-        splits["val"], splits["train"] = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-    else:
-        splits["all"] = np.arange(n)
-    infos = {}
-    for split_id, (split, indices) in enumerate(splits.items()):
-        order = indices
-        if build.shuffle:
-            split_rng = np.random.default_rng(np.random.SeedSequence([build.seed, split_id]))
-            order = split_rng.permutation(indices)
-        folder = out if split == "all" else out / split
-        build_info = {
-            "lit_diffusion_version": __version__,
-            "command": command,
-            "source": source.describe(),
-            "split": None if split == "all" else split,
-            "options": {k: v for k, v in asdict(build).items() if k not in ("progress", "out", "overwrite")},
-            "encode": asdict(opts) if source.kind == "image" else None,
-        }
-        infos[split] = _write_split(source, order, folder, build, opts, build_info, latent)
-        log.info("wrote %d samples in %d shards to %s", infos[split].num_samples, len(infos[split].shards), folder)
+    splits = _splits(n, build)
+    folders = {split: out if split == "all" else out / split for split in splits}
+    for folder in folders.values():  # every split is checked before any is written
+        refuse_existing(folder, build.overwrite, build.prefix)
+    replacing = any(holds_dataset(folder, build.prefix) for folder in folders.values())
+    created = not out.exists()
+    infos, stagings = {}, []
+    try:
+        for split_id, (split, indices) in enumerate(splits.items()):
+            order = indices
+            if build.shuffle:
+                split_rng = np.random.default_rng(np.random.SeedSequence([build.seed, split_id]))
+                order = split_rng.permutation(indices)
+            build_info = {
+                "lit_diffusion_version": __version__,
+                "command": command,
+                "source": source.describe(),
+                "split": None if split == "all" else split,
+                "options": {k: v for k, v in asdict(build).items() if k not in ("progress", "out", "overwrite")},
+                "encode": asdict(opts) if source.kind == "image" else None,
+            }
+            stagings.append(Staging(folders[split]))
+            remove_stale(folders[split])
+            infos[split] = _write_split(source, order, folders[split], stagings[-1].path, build, opts, build_info,
+                                        latent)
+    except BaseException as e:
+        for staging in stagings:
+            staging.discard()
+        if created:  # leave no empty folders behind either
+            for folder in [*folders.values(), out]:
+                _remove_empty(folder)
+        reported = _saying_what_is_kept(e, out, replacing)
+        if reported is e:
+            raise
+        raise reported from (None if isinstance(e, KeyboardInterrupt) else e)
+    try:
+        with deferred_signals():  # only now, with every split complete, is anything replaced: all splits at once
+            for staging in stagings:
+                staging.commit(build.prefix)
+    except KeyboardInterrupt as e:  # held back until the swap was done
+        raise interrupted(e, f"the new dataset in {out} is complete") from None
+    for split, info in infos.items():
+        log.info("wrote %d samples in %d shards to %s", info.num_samples, len(info.shards), folders[split])
     return infos

@@ -6,14 +6,16 @@ in [-1, 1], so that sampling, previews and FD work on pixels.
 """
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from lit_diffusion.backbones.autoencoders import DiffusersAutoencoder, KLAutoencoder, weights_digest
+from lit_diffusion.data.filetype import describe, sniff_file
 from lit_diffusion.data.latent_space import LATENT_KEY, AutoencoderRecord, LatentSpace  # noqa: F401 (old home)
-from lit_diffusion.runs import open_checkpoint
+from lit_diffusion.runs import CheckpointError, open_checkpoint
 
 FRAMEWORK_CLASSES = {"lit_diffusion.backbones.autoencoders.KLAutoencoder": KLAutoencoder,
                      "lit_diffusion.backbones.autoencoders.kl_autoencoder.KLAutoencoder": KLAutoencoder}
@@ -25,7 +27,18 @@ def _load_framework(path: Path) -> nn.Module:
         raise FileNotFoundError(f"autoencoder checkpoint {path} does not exist: train one with `lit-diffusion fit -c "
                                 f"experiments/autoencoder/mnist.yaml` (RUN/checkpoints/last.ckpt), or give a "
                                 f"diffusers folder / hub id")
-    ckpt = open_checkpoint(path).full()  # hash-checked like every checkpoint
+    kind = sniff_file(path)
+    if kind not in (None, "zip", "pickle"):  # torch checkpoints are zip files (legacy ones pickles)
+        raise ValueError(f"{path} is {describe(kind)}, expected a checkpoint of the framework's autoencoder "
+                         f"(RUN/checkpoints/last.ckpt of `lit-diffusion fit -c experiments/autoencoder/...`) or a "
+                         f"diffusers folder / hub id")
+    try:
+        ckpt = open_checkpoint(path).full()  # hash-checked like every checkpoint
+    except CheckpointError:
+        raise
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as e:  # torn, or bytes that are no checkpoint
+        raise ValueError(f"{path} cannot be read as a checkpoint ({str(e).splitlines()[0] if str(e) else e!r}): "
+                         f"give the framework autoencoder's RUN/checkpoints/last.ckpt, written completely") from e
     spec = ckpt.get(AUTOENCODER_CKPT_KEY) if isinstance(ckpt, dict) else None
     if spec is None or spec.get("class_path") not in FRAMEWORK_CLASSES:
         raise ValueError(f"{path} is not a checkpoint of the framework's autoencoder (no {AUTOENCODER_CKPT_KEY!r} "

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lit_diffusion.data.writes import writing
 from lit_diffusion.distributed import process
 from lit_diffusion.generation.images import image_grid, save_png, to_uint8
 from lit_diffusion.generation.latents import LatentCodec, to_images
@@ -110,12 +111,14 @@ class GenerationSession:
     def write_samples(self, folder: Path, num: int, **options) -> int:
         """Sample i as folder/sample_{i:06d}.png for this rank's indices, then (rank 0, after every rank)
         samples.npz and grid.png; returns the NFE per sample. `options` go to `batches`."""
-        folder.mkdir(parents=True, exist_ok=True)
+        with writing(folder):  # a read-only or full disk: one line naming the path (data.writes)
+            folder.mkdir(parents=True, exist_ok=True)
         done, mine, nfe = 0, len(rank_indices(num, self.rank, self.world_size)), options.get("nfe")
         for batch in self.batches(num, **options):
             nfe, done = batch.nfe, done + len(batch.indices)
             for i, image in zip(batch.indices, to_uint8(to_images(batch.x0, self.module.latent, self.codec))):
-                save_png(image, folder / f"sample_{i:06d}.png")
+                with writing(folder / f"sample_{i:06d}.png", discard=True):
+                    save_png(image, folder / f"sample_{i:06d}.png")
             print(f"rank {self.rank}: {done}/{mine} samples ({nfe} NFE each)", file=sys.stderr)
         if self.world_size > 1:
             torch.distributed.barrier()
@@ -145,5 +148,7 @@ def write_collection(folder: Path, num: int, num_classes: int, label: Optional[i
     images = images[..., None] if images.ndim == 3 else images
     labels = np.array([label if label is not None else i % num_classes for i in range(num)]) if num_classes \
         else np.zeros(0)
-    np.savez(folder / "samples.npz", images=images, labels=labels)
-    save_png(image_grid(images[:256], gap=2), folder / "grid.png")
+    with writing(folder / "samples.npz", discard=True):
+        np.savez(folder / "samples.npz", images=images, labels=labels)
+    with writing(folder / "grid.png", discard=True):
+        save_png(image_grid(images[:256], gap=2), folder / "grid.png")
