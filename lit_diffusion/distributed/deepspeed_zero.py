@@ -1,14 +1,14 @@
-"""The DeepSpeed strategy of the `deepspeed_stage_*` presets: Lightning's DeepSpeedStrategy, plus the restore of
-frozen parameters that DeepSpeed's ZeRO-3 resume leaves out.
+"""The DeepSpeed strategy of the `deepspeed_stage_*` presets: Lightning's DeepSpeedStrategy, plus a check before
+a ZeRO-3 resume that the folder was written on as many ranks as resume it.
 
-Why: under ZeRO-3 DeepSpeed partitions every parameter of the module it wraps, the frozen ones too (here the
-EMA's shadow model, training/ema.py), and saves each rank's slice of a frozen parameter as a "fragment" beside
-the module states. Its `load_checkpoint` restores the trained parameters from the optimiser's partitions but
-loads the module's state dict, in which a partitioned parameter is an empty tensor, so a frozen parameter keeps
-the value it had before the load: a resumed EMA would silently restart from the initial weights. After
-DeepSpeed's load, `ZeroStrategy` merges the saved fragments into full tensors (DeepSpeed's zero_to_fp32
-utilities, which read any world size) and copies into each frozen parameter the slice this rank holds now, so
-a folder saved on N ranks resumes its EMA on M ranks."""
+Why: DeepSpeed (0.19) restores a ZeRO-3 folder by copying each rank's saved partitions into the rank of the
+same number: the optimiser's flat partitions and, for frozen parameters such as the EMA's shadow model
+(training/ema.py), their saved fragments. On another world size the slices differ in length and the load fails
+deep inside DeepSpeed ("The size of tensor a (256) must match the size of tensor b (128)", engine.py's
+load_module_state_dict), after the processes started. DeepSpeed re-partitions only its "universal" checkpoint
+format (deepspeed.checkpoint.ds_to_universal), which this project does not write. So the check says so first,
+with the ways on: resume on the saved number of ranks, or start from the folder's consolidated weights
+(`--model.init_from FOLDER`, read through runs/deepspeed_folder.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,44 +16,28 @@ from pathlib import Path
 import torch
 from lightning.pytorch.strategies import DeepSpeedStrategy
 
-
-def partition_of(full: torch.Tensor, rank: int, numel: int) -> torch.Tensor:
-    """This rank's slice (`numel` elements) of a flattened tensor, zero-padded at the end as ZeRO-3 pads."""
-    flat = full.reshape(-1)
-    start = rank * numel
-    out = torch.zeros(numel, dtype=flat.dtype)
-    piece = flat[start:start + numel]
-    out[:piece.numel()] = piece
-    return out
+from lit_diffusion.runs import CheckpointError
+from lit_diffusion.runs.deepspeed_folder import is_deepspeed_folder, module_states_file
 
 
-@torch.no_grad()
-def restore_frozen_partitions(module: torch.nn.Module, folder: str | Path, rank: int) -> int:
-    """Copy into each partitioned frozen parameter of `module` its slice of the values saved in the DeepSpeed
-    `folder`; returns how many were restored."""
-    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
-
-    frozen = {name: p for name, p in module.named_parameters() if hasattr(p, "ds_tensor") and not p.requires_grad}
-    if not frozen:
-        return 0
-    saved = get_fp32_state_dict_from_zero_checkpoint(str(folder))
-    missing = sorted(set(frozen) - set(saved))
-    if missing:
-        raise RuntimeError(f"checkpoint {folder} holds no saved value of the frozen parameter(s) "
-                           f"{', '.join(missing[:3])}: it cannot resume this model's EMA")
-    for name, p in frozen.items():
-        local = p.ds_tensor
-        local.copy_(partition_of(saved[name], rank, local.numel()).to(local.dtype))
-    return len(frozen)
+def saved_world_size(folder: str | Path) -> int:
+    """The number of data-parallel ranks that wrote the DeepSpeed folder."""
+    states = torch.load(module_states_file(Path(folder)), map_location="cpu", weights_only=False)
+    return int(states["dp_world_size"])
 
 
 class ZeroStrategy(DeepSpeedStrategy):
-    """DeepSpeedStrategy whose ZeRO-3 resume restores the frozen parameters (the EMA) too."""
+    """DeepSpeedStrategy that refuses, in one line, a ZeRO-3 resume on another world size."""
 
     strategy_name = "lit_diffusion_deepspeed"
 
     def load_checkpoint(self, checkpoint_path, weights_only=None):
-        client_state = super().load_checkpoint(checkpoint_path, weights_only)
-        if self.zero_stage_3 and Path(checkpoint_path).is_dir():
-            restore_frozen_partitions(self.model.module, checkpoint_path, self.global_rank)
-        return client_state
+        if self.zero_stage_3 and is_deepspeed_folder(checkpoint_path):
+            saved = saved_world_size(checkpoint_path)
+            if saved != self.world_size:
+                raise CheckpointError(
+                    f"checkpoint {checkpoint_path} was written by DeepSpeed ZeRO-3 on {saved} rank(s) and this run "
+                    f"has {self.world_size}: DeepSpeed resumes ZeRO-3 partitions only on the same number of ranks; "
+                    f"resume with {saved} rank(s), or start from its weights with --model.init_from "
+                    f"{checkpoint_path}")
+        return super().load_checkpoint(checkpoint_path, weights_only)

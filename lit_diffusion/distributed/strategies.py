@@ -12,9 +12,12 @@ backbone's `block_class`; the model code is never edited, DESIGN §3):
   deepspeed_stage_2_offload  ... with the optimiser state offloaded to CPU memory
   deepspeed_stage_3          DeepSpeed ZeRO-3 (parameters sharded too), bf16
   deepspeed_stage_3_offload  ... with optimiser state and parameters offloaded to CPU memory
+  deepspeed_stage_*_cpu      the same four on CPU ranks (gloo, DeepSpeed's CPU accelerator), float32 or bf16:
+                             for trials and tests of the ZeRO paths without a GPU, not for training speed
+                             (distributed/deepspeed_cpu.py)
 
 Any other `trainer.strategy` value (a Lightning registry name or a class_path) goes to Lightning untouched.
-FSDP and DeepSpeed need CUDA; DeepSpeed also the optional `deepspeed` package (`pip install
+FSDP and the GPU DeepSpeed presets need CUDA; DeepSpeed also the optional `deepspeed` package (`pip install
 'lit_diffusion[deepspeed]'`).
 """
 from __future__ import annotations
@@ -35,11 +38,16 @@ PRESETS = ("ddp", "fsdp2") + FSDP_PRESETS + DEEPSPEED_PRESETS
 BF16_PRECISIONS = ("bf16-mixed", "bf16-true", "bf16")
 
 
+class StrategyUnavailable(ValueError, ImportError):
+    """A preset this machine cannot run (no CUDA, no `deepspeed`): the user's to change, reported in one line
+    by the CLI (a ValueError); an ImportError too where the missing piece is a package."""
+
+
 def build_strategy(name: str, backbone: nn.Module, options: StrategyOptions | None = None, *,
                    precision: str | int | None = None, num_nodes: int = 1, devices_per_node: int | None = None,
                    ) -> Strategy:
     """The Lightning strategy of preset `name` for this backbone. Raises ValueError for an unknown preset or
-    a contradictory option, ImportError when DeepSpeed is asked for and not installed."""
+    a contradictory option, StrategyUnavailable (a ValueError) when this machine cannot run the preset."""
     import datetime
 
     options = options or StrategyOptions()
@@ -83,10 +91,10 @@ def _deepspeed(name, precision, timeout):
     cpu = name.endswith("_cpu")
     instead = "ddp or fsdp2" if cpu else f"{name}_cpu (with --trainer.accelerator cpu), ddp or fsdp2"
     if importlib.util.find_spec("deepspeed") is None:
-        raise ImportError(f"trainer.strategy={name} needs the `deepspeed` package, which is not installed: "
+        raise StrategyUnavailable(f"trainer.strategy={name} needs the `deepspeed` package, which is not installed: "
                           f"pip install 'lit_diffusion[deepspeed]', or use {instead}")
     if not cpu and not torch.cuda.is_available():
-        raise RuntimeError(f"trainer.strategy={name} needs a CUDA GPU and this machine has none "
+        raise StrategyUnavailable(f"trainer.strategy={name} needs a CUDA GPU and this machine has none "
                            f"(torch.cuda.is_available() is False): use {name}_cpu with --trainer.accelerator cpu")
     allowed = BF16_PRECISIONS + (("32-true", "32") if cpu else ())
     if str(precision) not in allowed:
