@@ -27,9 +27,17 @@ def saved_world_size(folder: str | Path) -> int:
 
 
 class ZeroStrategy(DeepSpeedStrategy):
-    """DeepSpeedStrategy that refuses, in one line, a ZeRO-3 resume on another world size."""
+    """DeepSpeedStrategy that refuses, in one line, a ZeRO-3 resume on another world size, and steps the model's
+    own optimiser on offloaded state."""
 
     strategy_name = "lit_diffusion_deepspeed"
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if kwargs.get("offload_optimizer"):
+            # the model's optimiser is torch's AdamW, which DeepSpeed refuses to step on offloaded state unless
+            # told (it prefers its compiled DeepSpeedCPUAdam, a build step this project does not require)
+            self.config["zero_force_ds_cpu_optimizer"] = False
 
     def load_checkpoint(self, checkpoint_path, weights_only=None):
         if self.zero_stage_3 and is_deepspeed_folder(checkpoint_path):
