@@ -14,7 +14,8 @@ backbone's `block_class`; the model code is never edited, DESIGN §3):
   deepspeed_stage_3_offload  ... with optimiser state and parameters offloaded to CPU memory
   deepspeed_stage_*_cpu      the same four on CPU ranks (gloo, DeepSpeed's CPU accelerator), float32 or bf16:
                              for trials and tests of the ZeRO paths without a GPU, not for training speed
-                             (distributed/deepspeed_cpu.py)
+                             (distributed/deepspeed_cpu.py); the _offload_cpu forms run DeepSpeed's offload code
+                             path, though on CPU ranks the state is in CPU memory either way
 
 Any other `trainer.strategy` value (a Lightning registry name or a class_path) goes to Lightning untouched.
 FSDP and the GPU DeepSpeed presets need CUDA; DeepSpeed also the optional `deepspeed` package (`pip install

@@ -111,3 +111,22 @@ def test_a_preset_this_machine_cannot_run_names_the_missing_piece(digits_shards,
               else "needs a CUDA GPU and this machine has none")
     assert len(errors) == 1 and wanted in errors[0] and "deepspeed_stage_3_cpu" in errors[0]
     assert "Traceback" not in done.stderr
+
+
+@needs_deepspeed
+def test_cpu_presets_build_zero_strategies_in_float32_or_bf16():
+    import torch
+
+    from lit_diffusion.distributed.deepspeed_cpu import CPUDeepSpeedStrategy
+    from lit_diffusion.distributed.strategies import DEEPSPEED_CPU_PRESETS, build_strategy
+
+    net = torch.nn.Linear(2, 2)
+    for preset in DEEPSPEED_CPU_PRESETS:
+        strategy = build_strategy(preset, net, precision="32-true")
+        assert isinstance(strategy, CPUDeepSpeedStrategy)
+        zero = strategy.config["zero_optimization"]
+        assert zero["stage"] == (3 if "stage_3" in preset else 2)
+        assert ("offload_optimizer" in zero) == ("_offload" in preset)
+    assert isinstance(build_strategy("deepspeed_stage_3_cpu", net, precision="bf16-mixed"), CPUDeepSpeedStrategy)
+    with pytest.raises(ValueError, match=r"deepspeed_stage_2_cpu trains in .*: set --trainer.precision 32-true"):
+        build_strategy("deepspeed_stage_2_cpu", net, precision="16-mixed")
