@@ -10,7 +10,11 @@ Sections (each timed, each failure recorded, not fatal; JSON and a markdown tabl
   no_sync     steady-state steps under torch.cuda.set_sync_debug_mode("error") through DiffusionModule's hooks
   sharded     FSDP2 (lit_diffusion.distributed.fsdp2) on the one GPU, and DeepSpeed ZeRO-2/3 through
               `lit-diffusion fit` (DiT-S widths, bf16) when deepspeed is installed: step time and peak memory
-              (--tiny: the same fit path with Lightning's default strategy, which the CPU allows)
+              (--tiny: the same fit path with Lightning's default strategy, which the CPU allows, and with the
+              deepspeed_stage_2_cpu / _3_cpu presets when deepspeed is installed)
+  memory      per-rank bytes of parameters, gradients, optimiser state and EMA under DDP, FSDP2, ZeRO-2, ZeRO-3
+              (DiT-S widths on 2 CPU ranks, from the tensors each rank holds) next to the analytic bytes:
+              benchmarks/strategy_memory.py, its table printed
   resume      bf16: k steps, save, resume, k more == 2k uninterrupted (bitwise?, max difference)
   sampling    images/s of Euler sampling at NFE 1, 8, 32 (DiT-B/2, bf16)
   loader      data loader wait per step with the real shard pipeline feeding a DiT-S/2 step
@@ -189,6 +193,9 @@ class Bench:
 
         if not self.cuda:  # Lightning refuses DeepSpeed without CUDA: the same path with its default strategy
             out["fit, auto strategy (CPU stand-in for DeepSpeed)"] = self.fit_steps("auto")
+            if importlib.util.find_spec("deepspeed"):  # and DeepSpeed itself on the CPU (the *_cpu presets)
+                for stage in (2, 3):
+                    out[f"deepspeed ZeRO-{stage} (CPU preset)"] = self.fit_steps(f"deepspeed_stage_{stage}_cpu")
         elif not importlib.util.find_spec("deepspeed"):
             out["deepspeed"] = {"skipped": "deepspeed is not installed"}
         else:
@@ -218,10 +225,34 @@ class Bench:
             done = subprocess.run([sys.executable, "-c", child, *args], capture_output=True, text=True, cwd=REPO)
             if done.returncode != 0:
                 raise RuntimeError(f"fit with strategy {strategy} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-            info = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+            from lit_diffusion.runs import read_record
+
+            info = read_record(run / "checkpoints" / "last.ckpt")  # a file, or DeepSpeed's folder
             peak = int(done.stdout.rsplit("PEAK_BYTES", 1)[1].split()[0])
-            return {"steps": info["global_step"], "step_ms": 1e3 * info["train_seconds"] / max(info["global_step"], 1),
+            return {"steps": info.global_step, "step_ms": 1e3 * info.train_seconds / max(info.global_step, 1),
                     "peak_memory_gib": peak / 2**30}
+
+    def memory(self):
+        """Per-rank bytes of parameters, gradients, optimiser state and EMA under DDP, FSDP2, ZeRO-2 and ZeRO-3
+        for DiT-S widths (--tiny: the debug DiT) on 2 CPU ranks, measured from the tensors each rank holds,
+        next to the analytic bytes (benchmarks/strategy_memory.py); the table is printed."""
+        import importlib.util
+
+        import strategy_memory
+
+        sizes = ["--hidden", "64", "--depth", "2", "--heads", "4"] if self.tiny else \
+            ["--hidden", "384", "--depth", "12", "--heads", "6"]
+        chosen = strategy_memory.STRATEGIES if importlib.util.find_spec("deepspeed") else ("DDP", "FSDP2")
+        args = strategy_memory.parser().parse_args(["--world-size", "2", *sizes, "--strategies", *chosen])
+        measured, n = strategy_memory.run(args)
+        print(strategy_memory.table(measured, n, 2), flush=True)
+        failed = {k: v["error"] for k, v in measured.items() if "error" in v}
+        if failed:
+            raise RuntimeError(f"memory measurement failed: {failed}")
+        return {strategy: {f"{part}_mib": parts[part] / 2**20 for part in strategy_memory.PARTS} |
+                {f"{part}_analytic_mib": want[part] / 2**20 for part in strategy_memory.PARTS}
+                for strategy, parts in measured.items()
+                for want in [strategy_memory.analytic(strategy, n, 2)]}
 
     def resume(self):
         """k steps + save + resume + k steps == 2k steps, in bf16 autocast (bitwise on the same device?)."""
@@ -339,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma list of sections to run (default: all)")
     a = parser.parse_args(argv)
     bench = Bench(a.tiny)
-    sections = ["peak", "train", "no_sync", "sharded", "resume", "sampling", "loader", "lightning"]
+    sections = ["peak", "train", "no_sync", "sharded", "memory", "resume", "sampling", "loader", "lightning"]
     chosen = [s for s in sections if not a.only or s in a.only.split(",")]
     methods = {"peak": bench.measure_peak}
     for name in chosen:

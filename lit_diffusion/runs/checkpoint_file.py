@@ -9,7 +9,9 @@ The record's fields are pickled scalars the hash does not cover, so reading them
 A sharded checkpoint is a folder: Lightning's ModelParallel/FSDP strategies write a torch.distributed.checkpoint
 (DCP) folder with their `meta.pt` (every field but the weights) beside the shards. Its record is read from
 `meta.pt` and the DCP metadata (tensor shapes); its weights are read only by the strategy that resumes it.
-A bare DCP folder (`distributed.fsdp2.save_sharded`) has no record and is refused with a message."""
+A bare DCP folder (`distributed.fsdp2.save_sharded`) has no record and is refused with a message.
+A DeepSpeed folder (`latest` + a tag folder) is read by runs/deepspeed_folder.py: its record from rank 0's
+module states, its `full()` consolidated from the ranks' partitions in this process."""
 from __future__ import annotations
 
 import copy
@@ -19,6 +21,7 @@ from pathlib import Path
 import torch
 
 from lit_diffusion.runs.content_hash import CheckpointError, check_content
+from lit_diffusion.runs.deepspeed_folder import consolidated, fields, is_deepspeed_folder, module_states_file
 from lit_diffusion.runs.record import BACKBONE_PREFIX, CheckpointRecord, record_of
 
 SHARDED_META = "meta.pt"  # Lightning's name for the non-tensor part of a sharded checkpoint
@@ -41,9 +44,11 @@ def _load(path: Path) -> dict:
 
 
 def is_sharded(path: str | Path) -> bool:
-    """Whether `path` is a torch.distributed.checkpoint folder (with or without Lightning's meta.pt)."""
+    """Whether `path` is a torch.distributed.checkpoint folder (with or without Lightning's meta.pt) or a
+    DeepSpeed checkpoint folder."""
     path = Path(path)
-    return path.is_dir() and ((path / DCP_METADATA).is_file() or (path / SHARDED_META).is_file())
+    return path.is_dir() and ((path / DCP_METADATA).is_file() or (path / SHARDED_META).is_file()
+                              or is_deepspeed_folder(path))
 
 
 class OpenCheckpoint:
@@ -114,8 +119,23 @@ def _open_sharded(path: Path) -> ShardedCheckpoint:
     return ShardedCheckpoint(path, stamp, _records[stamp])
 
 
+class DeepSpeedCheckpoint(OpenCheckpoint):
+    """A DeepSpeed folder: the record, and `full()` consolidated from its partitions (deepspeed_folder.py)."""
+
+    def verify(self) -> None:
+        return None
+
+    def full(self) -> dict:
+        return consolidated(self.path)
+
+
 def _open(path: str | Path, keep: bool) -> OpenCheckpoint:
     path = Path(path)
+    if is_deepspeed_folder(path):
+        stamp = _stamp(module_states_file(path))
+        if stamp not in _records:
+            _records[stamp] = record_of(fields(path), path)
+        return DeepSpeedCheckpoint(path, stamp, _records[stamp])
     if path.is_dir() and is_sharded(path):
         return _open_sharded(path)
     if not path.is_file():

@@ -29,7 +29,11 @@ def gamma_from_sigma_rel(sigma_rel: float) -> float:
 
 
 def _local(tensor: torch.Tensor) -> torch.Tensor:
-    """The rank-local shard of a DTensor (FSDP2 parameter), the tensor itself otherwise."""
+    """The rank-local shard of a DTensor (FSDP2 parameter) or of a DeepSpeed ZeRO-3 parameter (its `ds_tensor`,
+    this rank's slice of the flattened, padded parameter; `.data` is empty between gathers), the tensor itself
+    otherwise."""
+    if hasattr(tensor, "ds_tensor"):
+        return tensor.ds_tensor
     return tensor.to_local() if hasattr(tensor, "to_local") else tensor
 
 
@@ -65,12 +69,16 @@ class EMA(nn.Module):
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         """One EMA step, without a host sync. Under FSDP2 the shadow is sharded exactly like the model
-        (lit_diffusion.distributed.fsdp2), so each rank averages its own shards: no gather, no communication."""
+        (lit_diffusion.distributed.fsdp2), so each rank averages its own shards: no gather, no communication.
+        Under DeepSpeed ZeRO-3 the shadow is partitioned like the model (DeepSpeed partitions every parameter of
+        the module it wraps, frozen ones too, each into the same slices as a trained parameter of its shape), so
+        the same holds: each rank averages the slice it holds, and DeepSpeed saves and restores those slices as
+        its frozen-parameter fragments (distributed/deepspeed_zero.py)."""
         if self._count is None:
             self._count = int(self.num_updates)  # once per fit (or after a load), not per step
         self._count += 1
         self.num_updates.fill_(self._count)
-        pairs = [(_local(ema_p), _local(p.detach())) for ema_p, p in zip(self.shadow.parameters(), model.parameters())]
+        pairs = [(_local(ema_p), _local(p).detach()) for ema_p, p in zip(self.shadow.parameters(), model.parameters())]
         self.bank.update([[ema_p for ema_p, _ in pairs]], [p for _, p in pairs], self._count)
         for ema_b, b in zip(self.shadow.buffers(), model.buffers()):
             ema_b.copy_(b)

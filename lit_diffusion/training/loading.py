@@ -19,7 +19,7 @@ def load_module(checkpoint: str | Path, map_location="cpu", untrained_seed: int 
     """The trained module; with `untrained_seed`, the same model as its training started instead, initialised
     from that seed (the untrained baseline of a comparison)."""
     path = Path(checkpoint)
-    if not path.is_file():
+    if not path.exists():  # a file, or a checkpoint folder (DeepSpeed's is read consolidated by the door)
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         ckpt = open_checkpoint(path).full()
