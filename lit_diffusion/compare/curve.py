@@ -13,6 +13,7 @@ from lit_diffusion.compare.results import Setting
 from lit_diffusion.compare.suite import ObjectiveEntry, Suite
 from lit_diffusion.compare.tuning import Pretraining
 from lit_diffusion.runs import read_record
+from lit_diffusion.runs.layout import kept_checkpoints
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,11 @@ def default_setting(entry: ObjectiveEntry) -> Setting:
 
 
 def curve_checkpoints(checkpoints: Path, points: int) -> list:
-    """Up to `points` checkpoint infos, evenly spread over the run's steps and always ending at the furthest one
-    (one per step: last.ckpt and a numbered file of the same step count once)."""
+    """Up to `points` infos of the run's kept checkpoints (runs.layout.kept_checkpoints: not a stop signal's),
+    evenly spread over its steps and always ending at the furthest one (one per step: last.ckpt and a numbered
+    file of the same step count once)."""
     by_step = {}
-    for path in sorted(checkpoints.glob("*.ckpt")):
+    for path in kept_checkpoints(checkpoints):
         info = read_record(path)
         if info.global_step > 0:
             by_step.setdefault(info.global_step, info)
