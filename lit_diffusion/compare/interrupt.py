@@ -33,11 +33,13 @@ def raise_interrupted(signum, frame):
 
 @contextlib.contextmanager
 def stop_on_signals():
-    """Within: SIGINT and SIGTERM raise Interrupted (main thread only; elsewhere signals cannot be handled)."""
+    """Within: SIGINT and SIGTERM raise Interrupted (main thread only; elsewhere signals cannot be handled). A
+    signal ignored at start stays ignored (a shell starts background jobs with SIGINT ignored, nohup-style)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, raise_interrupted) for sig in SIGNALS}
+    previous = {sig: signal.signal(sig, raise_interrupted) for sig in SIGNALS
+                if signal.getsignal(sig) is not signal.SIG_IGN}
     try:
         yield
     finally:

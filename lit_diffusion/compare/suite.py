@@ -123,6 +123,7 @@ class Evaluation:
     def __post_init__(self):
         # every value the evaluation will need is checked here, before anything trains
         from lit_diffusion.evaluation.metric_registry import METRICS, PRIMARY, min_samples
+        from lit_diffusion.training.ema import gamma_from_sigma_rel
 
         if self.batch_size < 1:
             raise SuiteError(f"evaluation.batch_size must be >= 1 (samples generated per batch), got {self.batch_size}")
@@ -136,18 +137,10 @@ class Evaluation:
         for key, (count, (needed, why)) in counts.items():
             if count < needed:
                 raise SuiteError(f"evaluation.{key} must be >= {needed} ({why}), got {count}")
-        if self.ema_sweep:
-            self._check_ema_sweep()
-
-    def _check_ema_sweep(self) -> None:
-        from lit_diffusion.training.ema import gamma_from_sigma_rel  # the range of sigma_rel: EDM2 eq. 3
-
-        for i, s in enumerate(self.ema_sweep):
+        for i, sigma_rel in enumerate(self.ema_sweep):  # gamma_from_sigma_rel knows its range (EDM2 eq. 3)
             try:
-                if isinstance(s, bool) or not isinstance(s, (int, float)):
-                    raise ValueError(f"{s!r} is not a number")
-                gamma_from_sigma_rel(float(s))
-            except ValueError as error:
+                gamma_from_sigma_rel(float(sigma_rel))
+            except (TypeError, ValueError) as error:
                 raise SuiteError(f"evaluation.ema_sweep[{i}]: {error}") from None
 
 

@@ -44,9 +44,11 @@ def write_suite(path: Path, out: Path, shards: Path, **changes) -> Path:
 
 
 def start_compare(suite: Path) -> subprocess.Popen:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+    # Ctrl-C as at a terminal, even where this test runs with SIGINT ignored (a background job of a shell)
     return subprocess.Popen([sys.executable, "-m", "lit_diffusion.cli", "compare", "-c", str(suite)], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def compare(suite: Path) -> tuple[int, str, str]:
@@ -104,21 +106,21 @@ def test_item5_a_torn_score_cache_is_scored_again_with_a_warning_naming_it(finis
     assert not list((out / RUN).glob(".*.tmp"))  # no temporary file left beside the caches
 
 
-def test_items_6_13_ctrl_c_mid_training_then_the_same_command_reports_as_uninterrupted(finished, tmp_path):
+def test_items_6_13_sigterm_mid_training_then_the_same_command_reports_as_uninterrupted(finished, tmp_path):
     out = tmp_path / "out"
     suite = write_suite(tmp_path / "suite.yaml", out, finished[1])
     child = start_compare(suite)
     checkpoints = out / RUN / "checkpoints"
     deadline = time.monotonic() + 300
-    while not list(checkpoints.glob("*step=6.ckpt")):  # a quarter of the way: stop it there, as a user would
+    while not list(checkpoints.glob("*step=6.ckpt")):  # a quarter of the way: stop it there (kill, a container stop)
         assert child.poll() is None and time.monotonic() < deadline, child.communicate()
         time.sleep(0.05)
-    child.send_signal(signal.SIGINT)
+    child.send_signal(signal.SIGTERM)
     stdout, stderr = child.communicate(timeout=300)
-    assert child.returncode == 130, stderr[-2000:]
+    assert child.returncode == 143, stderr[-2000:]
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     line = stderr.strip().splitlines()[-1]
-    assert "stopped by SIGINT" in line and str(out) in line and "run the same command to continue" in line
+    assert "stopped by SIGTERM" in line and str(out) in line and "run the same command to continue" in line
     stop = read_record(checkpoints / "preempted.ckpt")  # the training child saved where it stopped, and exited
     assert 6 <= stop.global_step < 24 and read_record(checkpoints / "last.ckpt").global_step == stop.global_step
     assert "signal 15 -> checkpoint" in (out / RUN / "train.log").read_text()
@@ -131,6 +133,24 @@ def test_items_6_13_ctrl_c_mid_training_then_the_same_command_reports_as_uninter
     assert curve(out) == curve(finished[0])
     scores = lambda root: {k: v["fd"] for k, v in json.loads((root / RUN / "eval.json").read_text()).items()}  # noqa: E731
     assert scores(out) == scores(finished[0])
+
+
+def test_item13_ctrl_c_while_scoring_says_one_line_and_leaves_whole_caches(finished, tmp_path):
+    out, suite = copy_of(finished, tmp_path)
+    for name in ("eval.json", "curve.json"):  # scored again: the stop comes in the middle of it
+        (out / RUN / name).unlink()
+    child = start_compare(suite)
+    for line in child.stdout:
+        if line.startswith("[evaluation]"):
+            break
+    child.send_signal(signal.SIGINT)
+    stdout, stderr = child.communicate(timeout=300)
+    assert child.returncode == 130 and "Traceback" not in stderr, stderr[-2000:]
+    line = stderr.strip().splitlines()[-1]
+    assert line.startswith("lit-diffusion compare: stopped by SIGINT") and "run the same command to continue" in line
+    for name in ("eval.json", "curve.json"):  # what was written is whole
+        assert not (out / RUN / name).is_file() or isinstance(json.loads((out / RUN / name).read_text()), dict)
+    assert read_record(out / RUN / "checkpoints/last.ckpt").global_step == 24
 
 
 def test_item7_an_entry_changed_after_it_trained_is_refused_naming_it_and_the_change(finished, tmp_path):
