@@ -17,9 +17,19 @@ def compare(*, suite: str) -> int:
     Args:
         suite: the suite YAML, e.g. experiments/compare/quickstart.yaml (also `-c SUITE.yaml`).
     """
-    from lit_diffusion.compare import load_suite, run_suite
+    import sys
 
-    report = run_suite(load_suite(suite))
+    from lit_diffusion.compare import load_suite, run_suite
+    from lit_diffusion.compare.interrupt import Interrupted, stop_on_signals
+
+    loaded = load_suite(suite)
+    try:
+        with stop_on_signals():  # Ctrl-C and SIGTERM: the training child saves, then one line, no traceback
+            report = run_suite(loaded)
+    except Interrupted as stop:
+        print(f"lit-diffusion compare: {stop}; kept in {loaded.out}: finished runs, an interrupted training's "
+              f"checkpoint and the scores computed so far; run the same command to continue", file=sys.stderr)
+        return stop.status
     print(f"report: {report}")
     return 0
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from lit_diffusion.compare.json_files import write_json_atomic
 from lit_diffusion.compare.suite import ObjectiveEntry, Suite, SuiteError
 from lit_diffusion.training.flops import step_flops
 
@@ -97,5 +98,5 @@ def resolve_budgets(suite: Suite, log=print) -> tuple[Suite, dict[str, StepCost]
         log(line)
     out = Path(suite.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "compute.json").write_text(json.dumps({n: asdict(c) for n, c in costs.items()}, indent=1))
+    write_json_atomic({n: asdict(c) for n, c in costs.items()}, out / "compute.json")
     return replace(suite, objective_images=images), costs

@@ -5,14 +5,15 @@ the training FLOPs (measured FLOPs per image x images seen) and the wall time in
 Scores are cached in RUN/curve.json by checkpoint content and metric fingerprint."""
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from lit_diffusion.compare.json_files import read_cache, write_json_atomic
 from lit_diffusion.compare.results import Setting
 from lit_diffusion.compare.suite import ObjectiveEntry, Suite
 from lit_diffusion.compare.tuning import Pretraining
 from lit_diffusion.runs import read_record
+from lit_diffusion.runs.layout import kept_checkpoints
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,11 @@ def default_setting(entry: ObjectiveEntry) -> Setting:
 
 
 def curve_checkpoints(checkpoints: Path, points: int) -> list:
-    """Up to `points` checkpoint infos, evenly spread over the run's steps and always ending at the furthest one
-    (one per step: last.ckpt and a numbered file of the same step count once)."""
+    """Up to `points` infos of the run's kept checkpoints (runs.layout.kept_checkpoints: not a stop signal's),
+    evenly spread over its steps and always ending at the furthest one (one per step: last.ckpt and a numbered
+    file of the same step count once)."""
     by_step = {}
-    for path in sorted(checkpoints.glob("*.ckpt")):
+    for path in kept_checkpoints(checkpoints):
         info = read_record(path)
         if info.global_step > 0:
             by_step.setdefault(info.global_step, info)
@@ -59,7 +61,7 @@ def score_curve(suite: Suite, entry: ObjectiveEntry, seed: int, flops_per_image:
 
     run = suite.run(entry.name, seed)
     cache_file = run.root / "curve.json"
-    cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+    cache = read_cache(cache_file)
     setting, points = default_setting(entry), []
     for info in curve_checkpoints(run.checkpoints, suite.curve_points):
         key = f"{info.identity}/{setting.label}/{suite.curve_samples}/{metric.fingerprint}"
@@ -67,7 +69,7 @@ def score_curve(suite: Suite, entry: ObjectiveEntry, seed: int, flops_per_image:
             module = load_module(info.path).to(DEVICE)
             scores, _ = sample_and_score(module, suite, setting, [metric], reference, num_samples=suite.curve_samples)
             cache[key] = {"score": scores[metric.name], "step": info.global_step}
-            cache_file.write_text(json.dumps(cache, indent=1))
+            write_json_atomic(cache, cache_file)
             log(f"[{entry.name} seed {seed}] step {info.global_step}, {setting.label}, {suite.curve_samples} samples: "
                 f"{metric.label} {scores[metric.name]:.3f}")
         points.append(CurvePoint(entry.name, seed, start.steps + info.global_step, start.images_seen + info.images_seen,
@@ -77,4 +79,4 @@ def score_curve(suite: Suite, entry: ObjectiveEntry, seed: int, flops_per_image:
 
 
 def write_curve(points: list[CurvePoint], path: Path) -> None:
-    path.write_text(json.dumps([asdict(p) for p in points], indent=1))
+    write_json_atomic([asdict(p) for p in points], path)

@@ -5,10 +5,10 @@ without snapshots are skipped and said so. Scores (of the suite's first metric) 
 by checkpoint content and metric fingerprint."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from lit_diffusion.compare.curve import default_setting
+from lit_diffusion.compare.json_files import read_cache, write_json_atomic
 from lit_diffusion.compare.suite import ObjectiveEntry, Suite
 from lit_diffusion.runs import read_record
 
@@ -44,7 +44,7 @@ def sweep_run(suite: Suite, entry: ObjectiveEntry, seed: int, metric, reference,
         return []
     identity = read_record(run.last_checkpoint).identity
     cache_file = run.root / "ema_sweep.json"
-    cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+    cache = read_cache(cache_file)
     setting, points = default_setting(entry), []
     for sigma_rel in suite.ema_sweep:
         key = f"{identity}/{sigma_rel:g}/{setting.label}/{suite.num_samples}/{metric.fingerprint}"
@@ -54,7 +54,7 @@ def sweep_run(suite: Suite, entry: ObjectiveEntry, seed: int, metric, reference,
             scores, _ = sample_and_score(module.to(DEVICE), suite, setting, [metric], reference)
             cache[key] = {"score": scores[metric.name],
                           "residual": float(getattr(info, "relative_residual", float("nan")))}
-            cache_file.write_text(json.dumps(cache, indent=1))
+            write_json_atomic(cache, cache_file)
             log(f"[{entry.name} seed {seed}] post-hoc EMA sigma_rel {sigma_rel:g}, {setting.label}: "
                 f"{metric.label} {scores[metric.name]:.3f}")
         points.append(SweepPoint(entry.name, seed, float(sigma_rel), setting.label, cache[key]["score"],

@@ -2,9 +2,9 @@
 (objective, seed, sampler setting, trained or not), instead of string keys parsed back."""
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 
+from lit_diffusion.compare.json_files import write_json_atomic
 from lit_diffusion.evaluation.metric import COMPANIONS
 from lit_diffusion.evaluation.metric_registry import PRIMARY
 from lit_diffusion.runs import CheckpointRecord, RunDirectory
@@ -122,4 +122,4 @@ class TrainRecord:
                    info.global_step + pretraining.steps, pretraining.images_seen)
 
     def write(self, run: RunDirectory) -> None:
-        run.train_record.write_text(json.dumps(asdict(self), indent=1))
+        write_json_atomic(asdict(self), run.train_record)

@@ -11,6 +11,7 @@ from lit_diffusion.compare.aggregate import summarise
 from lit_diffusion.compare.compute import resolve_budgets
 from lit_diffusion.compare.curve import score_curve, write_curve
 from lit_diffusion.compare.ema_sweep import sweep_run
+from lit_diffusion.compare.preflight import check_samplers
 from lit_diffusion.compare.report import write_report
 from lit_diffusion.compare.results import MetricColumn, ScoreTable
 from lit_diffusion.compare.score import DEVICE, score_run
@@ -63,6 +64,7 @@ def run_suite(suite: Suite, log=print) -> Path:
     out = Path(suite.out)
     out.mkdir(parents=True, exist_ok=True)
     names = metric_names(getattr(suite, "metrics", None))  # unknown names fail before any training
+    check_samplers(suite)  # so does a sampler the objective cannot run
     ensure_shards(suite)
     started = time.perf_counter()
     suite, costs = resolve_budgets(suite, log)

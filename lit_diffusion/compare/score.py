@@ -7,12 +7,12 @@ samples of each go to RUN/samples/ for the report's grids."""
 from __future__ import annotations
 
 import functools
-import json
 
 import torch
 
 from lit_diffusion.compare.card import protocol_card
 from lit_diffusion.compare.intervals import BOOTSTRAP_SEED, LEVEL
+from lit_diffusion.compare.json_files import read_cache, write_json_atomic
 from lit_diffusion.compare.noise_bank import NoiseBank
 from lit_diffusion.compare.results import ScoreRow, Setting
 from lit_diffusion.compare.suite import ObjectiveEntry, Suite
@@ -36,7 +36,7 @@ class ScoreCache:
     def __init__(self, run: RunDirectory, num_samples: int, checkpoint: str | None = None):
         self.run, self.num_samples = run, num_samples
         self.checkpoint = checkpoint if checkpoint is not None else _checkpoint_identity(run)
-        entries = json.loads(run.eval_cache.read_text()) if run.eval_cache.is_file() else {}
+        entries = read_cache(run.eval_cache)
         # scores of another checkpoint (or of unknown origin) are stale: dropped, so they are never reported
         self.entries = {k: v for k, v in entries.items() if v.get(CHECKPOINT_KEY) == self.checkpoint}
 
@@ -52,7 +52,7 @@ class ScoreCache:
         self.run.samples.mkdir(exist_ok=True)
         torch.save(samples[:GRID_SAMPLES].clone(), self.run.sample_file(name.replace("/", "-")))
         self.entries[f"{name}/{self.num_samples}"] = scores | {CHECKPOINT_KEY: self.checkpoint}
-        self.run.eval_cache.write_text(json.dumps(self.entries, indent=1))
+        write_json_atomic(self.entries, self.run.eval_cache)
 
 
 def _checkpoint_identity(run: RunDirectory) -> str | None:

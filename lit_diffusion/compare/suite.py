@@ -121,14 +121,27 @@ class Evaluation:
     """the metrics reported side by side (None: the default set)"""
 
     def __post_init__(self):
-        if self.num_samples < 2 or self.batch_size < 1:
-            raise SuiteError(f"need evaluation.num_samples >= 2 and evaluation.batch_size >= 1, got "
-                             f"{self.num_samples} and {self.batch_size}")
-        if self.curve_points < 0 or self.curve_samples < 2 or self.bootstrap < 0:
-            raise SuiteError("need evaluation.curve_points >= 0, evaluation.curve_samples >= 2 and "
-                             "evaluation.bootstrap >= 0")
-        if not all(isinstance(s, (int, float)) and 0 < s < 1 for s in self.ema_sweep):
-            raise SuiteError(f"evaluation.ema_sweep must be a list of sigma_rel values in (0, 1), got {self.ema_sweep!r}")
+        # every value the evaluation will need is checked here, before anything trains
+        from lit_diffusion.evaluation.metric_registry import METRICS, PRIMARY, min_samples
+        from lit_diffusion.training.ema import gamma_from_sigma_rel
+
+        if self.batch_size < 1:
+            raise SuiteError(f"evaluation.batch_size must be >= 1 (samples generated per batch), got {self.batch_size}")
+        if self.curve_points < 0 or self.bootstrap < 0:
+            raise SuiteError(f"need evaluation.curve_points >= 0 and evaluation.bootstrap >= 0, got "
+                             f"{self.curve_points} and {self.bootstrap}")
+        names = None if self.metrics is None else [m for m in self.metrics if m in METRICS]  # unknown: said later
+        counts = {"num_samples": (self.num_samples, min_samples(names))}
+        if self.curve_points:  # the curve scores the first metric alone
+            counts["curve_samples"] = (self.curve_samples, min_samples([PRIMARY] if names is None else names[:1]))
+        for key, (count, (needed, why)) in counts.items():
+            if count < needed:
+                raise SuiteError(f"evaluation.{key} must be >= {needed} ({why}), got {count}")
+        for i, sigma_rel in enumerate(self.ema_sweep):  # gamma_from_sigma_rel knows its range (EDM2 eq. 3)
+            try:
+                gamma_from_sigma_rel(float(sigma_rel))
+            except (TypeError, ValueError) as error:
+                raise SuiteError(f"evaluation.ema_sweep[{i}]: {error}") from None
 
 
 @dataclass

@@ -11,7 +11,9 @@ import sys
 import torch
 import yaml
 
+from lit_diffusion.compare.interrupt import raise_interrupted
 from lit_diffusion.compare.results import TrainRecord
+from lit_diffusion.compare.run_config import check_unchanged
 from lit_diffusion.compare.suite import ObjectiveEntry, Suite
 from lit_diffusion.compare.tuning import own_images, pretraining
 from lit_diffusion.runs import Budget, MetricsLog, RunDirectory, read_record
@@ -72,8 +74,11 @@ def fit_config(suite: Suite, entry: ObjectiveEntry, seed: int, extra_overrides: 
 
 
 def write_fit_config(config: dict, path) -> None:
+    """RUN/fit.yaml, whole or not at all (it is also the record of what the run trained from: run_config.py)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text(yaml.safe_dump(config, sort_keys=False))
+    os.replace(partial, path)
 
 
 def record_training(suite: Suite, entry: ObjectiveEntry, seed: int, flops_per_image: dict[str, float] | None = None
@@ -133,7 +138,7 @@ def stop_child(child: subprocess.Popen, grace_seconds: float = 60.0) -> None:
 def _wait(child: subprocess.Popen, report, poll_seconds: float) -> int:
     """The child's exit status; `report()` every `poll_seconds` meanwhile. Interrupted here (Ctrl-C, or SIGTERM
     which the comparison turns into the same), the child is stopped too (it checkpoints first)."""
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
+    previous = signal.signal(signal.SIGTERM, raise_interrupted) if _main_thread() else None
     try:
         while True:
             try:
@@ -144,10 +149,6 @@ def _wait(child: subprocess.Popen, report, poll_seconds: float) -> int:
         stop_child(child)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _main_thread() -> bool:
@@ -192,6 +193,8 @@ def train_on_slurm(suite: Suite, pending: list[tuple[ObjectiveEntry, int]], log=
 
     extra = suite.slurm.trainer_overrides()  # the Trainer must agree with the allocation
     configs = [(e, s, fit_config(suite, e, s, extra)) for e, s in pending]
+    for entry, seed, config in configs:  # the record of what each run trains from (run_config.py)
+        write_fit_config(config, suite.run(entry.name, seed).fit_config)
     job_id = slurm_array.submit_array(suite, configs, log)
     slurm_array.wait_for_array(job_id, log)
     failed = [(e, s) for e, s in pending if not finished(suite, e, s)]
@@ -206,6 +209,10 @@ def train_all(suite: Suite, log=print, costs: dict | None = None) -> dict[tuple[
     costs: objective -> compute.StepCost, for the records' FLOPs."""
     costs = costs or {}
     runs = [(e, s) for e in suite.objectives for s in suite.seeds]
+    extra = suite.slurm.trainer_overrides() if suite.launcher == "slurm" else []
+    for entry, seed in runs:  # a run trained from another config than its entry's today: refused before any training
+        if suite.run(entry.name, seed).fit_config.is_file():
+            check_unchanged(suite, entry, seed, fit_config(suite, entry, seed, extra))
     if suite.launcher == "slurm":
         from lit_diffusion.compare import slurm_array
 

@@ -25,7 +25,7 @@ def pretraining_checkpoint(suite: Suite, entry: ObjectiveEntry, seed: int) -> Ch
     """The earlier run's checkpoint this run starts from: the most images seen up to `tune_from.images`."""
     source = entry.tune_from
     run = suite.run(source.objective, seed)
-    infos = [read_record(p) for p in sorted(run.checkpoints.glob("*.ckpt"))] if run.checkpoints.is_dir() else []
+    infos = [read_record(p) for p in run.kept_checkpoints()]  # not a stop signal's: it falls anywhere
     fitting = [i for i in infos if 0 < i.images_seen <= source.images]
     if not fitting:
         seen = sorted({i.images_seen for i in infos})

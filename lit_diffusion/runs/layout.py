@@ -17,6 +17,7 @@ from pathlib import Path
 
 CSV_LOGGER_NAME = "csv"  # CSVLogger(root, name=...) writes RUN/csv/version_N/metrics.csv
 LAST_CHECKPOINT = "last.ckpt"
+STOP_CHECKPOINT = "preempted.ckpt"  # distributed.preemption writes it on a stop signal, wherever the step fell
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,10 @@ class RunDirectory:
     @property
     def last_checkpoint(self) -> Path:
         return self.checkpoints / LAST_CHECKPOINT
+
+    def kept_checkpoints(self) -> list[Path]:
+        """The checkpoints the run keeps by its own schedule (see `kept_checkpoints`)."""
+        return kept_checkpoints(self.checkpoints)
 
     @property
     def csv_logs(self) -> Path:
@@ -88,3 +93,14 @@ class RunDirectory:
             return int(match.group(1)) if match else -1
 
         return sorted(self.csv_logs.glob("version_*/metrics.csv"), key=lambda p: (version(p), p.parent.name))
+
+
+def kept_checkpoints(folder: Path) -> list[Path]:
+    """The checkpoints of `folder` that a run keeps by its own schedule (numbered ones and last.ckpt), by name: not
+    the one a stop signal wrote at whatever step it came (last.ckpt is written at that step too, so the furthest
+    state is still listed). An interrupted and resumed run then lists what an uninterrupted one lists; the stop
+    checkpoint itself stays on disk for `--ckpt_path last` (runs/resume.py)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*.ckpt") if p.name != STOP_CHECKPOINT)
