@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from fault_helpers import EXPERIMENTS, REPO, fit, fit_args, start_fit, wait_for_checkpoint
+from lit_diffusion.cli import main as cli_main
 from lit_diffusion.runs import find_resume_checkpoint, open_checkpoint
 
 POSTHOC = "lit_diffusion.training.posthoc_ema.PostHocEMASnapshots"
@@ -97,9 +98,8 @@ def test_every_n_steps_keeps_the_best_and_the_last(tmp_path, digits_shards):
     """keep_checkpoints 2 with a log interval longer than the run: two numbered checkpoints, ranked by the loss
     of the steps since the last log, and last.ckpt."""
     root = tmp_path / "run"
-    run = fit_cli(root, digits_shards, "--checkpoint_every_n_steps", "2", "--trainer.log_every_n_steps", "50",
-                  "--trainer.max_steps", "8")
-    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    assert fit(root, digits_shards, "--checkpoint_every_n_steps", "2", "--trainer.log_every_n_steps", "50",
+               "--trainer.max_steps", "8") == 0
     names = sorted(p.name for p in (root / "checkpoints").glob("*.ckpt"))
     assert len(names) == 3 and "last.ckpt" in names, names
     assert open_checkpoint(root / "checkpoints/last.ckpt").record.global_step == 8
@@ -115,16 +115,14 @@ def test_fresh_fit_into_another_runs_folder_is_refused(old_run, digits_shards):
 
 
 def _files(tmp_path: Path, last: Path) -> dict[str, Path]:
+    """Random bytes, a torn checkpoint, and a plain pickle that runs code when unpickled without weights_only."""
     random = tmp_path / "random.ckpt"
     random.write_bytes(os.urandom(20_000))
     torn = tmp_path / "torn.ckpt"
     torn.write_bytes(last.read_bytes()[:30_000])
-    page = tmp_path / "page.ckpt"
-    page.write_text("<!DOCTYPE html><html><body>404 Not Found</body></html>")
-    # a plain pickle that runs code when unpickled without weights_only: it must never be
     trap = tmp_path / "trap.ckpt"
     trap.write_bytes(pickle.dumps(_Trap(str(tmp_path / "UNPICKLED"))))
-    return {"random": random, "torn": torn, "page": page, "trap": trap}
+    return {"random": random, "torn": torn, "trap": trap}
 
 
 class _Trap:
@@ -135,11 +133,10 @@ class _Trap:
         return (Path.touch, (Path(self.marker),))
 
 
-@pytest.mark.parametrize("option,kinds", [("--ckpt_path", ("random", "trap")), ("--model.init_from", ("torn", "page"))])
-def test_a_file_that_is_no_checkpoint_is_refused_in_one_line(tmp_path, old_run, digits_shards, option, kinds):
+def test_a_file_that_is_no_checkpoint_is_refused_in_one_line(tmp_path, old_run, digits_shards):
     files = _files(tmp_path, old_run / "checkpoints/last.ckpt")
     before = fingerprint(old_run / "checkpoints")
-    for kind in kinds:
+    for option, kind in (("--ckpt_path", "random"), ("--ckpt_path", "torn"), ("--model.init_from", "trap")):
         path = files[kind]
         run = fit_cli(tmp_path / f"new-{kind}", digits_shards, "--trainer.max_steps", "2", option, str(path))
         line = one_error(run, 2)
@@ -162,26 +159,20 @@ def test_resume_with_another_backbone_is_one_line(old_run, digits_shards):
     assert fingerprint(old_run / "checkpoints") == before
 
 
-def test_an_autoencoder_or_a_web_page_where_a_diffusion_model_goes(tmp_path, old_run, digits_shards):
+def test_an_autoencoder_where_a_diffusion_model_goes(tmp_path, digits_shards):
     ae = tmp_path / "ae"
-    trained = cli("fit", "-c", str(EXPERIMENTS / "autoencoder/mnist.yaml"), "--data.train_shards", str(digits_shards),
-                  "--data.num_workers", "0", "--data.batch_size", "16", "--trainer.max_steps", "1",
-                  "--trainer.default_root_dir", str(ae), "--trainer.accelerator", "cpu",
-                  "--model.init_args.autoencoder.init_args.channels", "[8, 8]")
-    assert trained.returncode == 0, (trained.stdout + trained.stderr)[-3000:]
+    assert cli_main(["fit", "-c", str(EXPERIMENTS / "autoencoder/mnist.yaml"), "--data.train_shards", str(digits_shards),
+                     "--data.num_workers", "0", "--data.batch_size", "16", "--trainer.max_steps", "1",
+                     "--trainer.default_root_dir", str(ae), "--trainer.accelerator", "cpu",
+                     "--model.init_args.autoencoder.init_args.channels", "[8, 8]"]) == 0
     ae_ckpt = ae / "checkpoints" / "last.ckpt"
+    before = fingerprint(ae / "checkpoints")
     expected = f"{ae_ckpt} is an autoencoder checkpoint, expected a diffusion model checkpoint"
-
     line = one_error(cli("sample", "--ckpt", str(ae_ckpt), "--out", str(tmp_path / "s"), "--num", "2"), 2)
     assert expected in line and "data encode --autoencoder" in line, line
     line = one_error(fit_cli(tmp_path / "r", digits_shards, "--trainer.max_steps", "2", "--ckpt_path", str(ae_ckpt)), 2)
     assert expected in line, line
-    page = tmp_path / "page.ckpt"
-    page.write_text("<html><head><title>Sign in</title></head></html>")
-    line = one_error(cli("ema", str(old_run), "--sigma_rel", "0.1", "--out", str(tmp_path / "e.ckpt"), "--ckpt",
-                         str(page)), 2)
-    assert f"{page} is not a readable checkpoint: this is an HTML/XML page" in line, line
-    assert open_checkpoint(ae_ckpt).record.global_step == 1 and not (tmp_path / "e.ckpt").exists()
+    assert fingerprint(ae / "checkpoints") == before and not (tmp_path / "s").exists()
 
 
 def test_resume_with_other_posthoc_sigma_rels_gives_the_true_reason(tmp_path, digits_shards):
@@ -195,7 +186,13 @@ def test_resume_with_other_posthoc_sigma_rels_gives_the_true_reason(tmp_path, di
     assert "without post-hoc EMA state" not in line
     assert "tracked sigma_rels [0.05, 0.1], this run asks for [0.07]" in line and "Resume with sigma_rels" in line \
         and "lit-diffusion ema RUN --sigma_rel" in line, line
+    page = tmp_path / "page.ckpt"  # a sign-in page saved in place of a downloaded checkpoint
+    page.write_text("<html><head><title>Sign in</title></head></html>")
+    line = one_error(cli("ema", str(root), "--sigma_rel", "0.1", "--out", str(tmp_path / "e.ckpt"), "--ckpt",
+                         str(page)), 2)
+    assert f"{page} is not a readable checkpoint: this is an HTML/XML page" in line, line
     assert fingerprint(root / "checkpoints") | fingerprint(root / "ema_snapshots") == before
+    assert not (tmp_path / "e.ckpt").exists()
 
 
 def test_a_parse_error_is_one_line(tmp_path, digits_shards):
