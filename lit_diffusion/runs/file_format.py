@@ -4,13 +4,15 @@
 bytes, an HTML page saved in place of a download, an older non-zip save), a torn one (the zip's directory sits
 at its end, so a cut file has none) or one whose pickle fails its zip CRC is refused here, with what it is; it
 never reaches the unpickler (torch's own advice for such a file is to load it with weights_only=False, i.e. to
-run whatever it contains)."""
+run whatever it contains). `expect_kind` then says when a readable checkpoint is of another kind than the
+command needs (an autoencoder where a diffusion model goes)."""
 from __future__ import annotations
 
 import zipfile
 from pathlib import Path
 
 from lit_diffusion.runs.content_hash import CheckpointError
+from lit_diffusion.runs.record import AUTOENCODER, CheckpointRecord
 
 NEXT_STEP = ("give a checkpoint written by `lit-diffusion fit` (`--ckpt_path last` picks the run's newest readable "
              "one)")
@@ -51,3 +53,11 @@ def check_torch_file(path: str | Path) -> None:
             archive.read(pickles[0])  # checks the pickle's CRC: a damaged pickle is never unpickled
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
         raise refuse(path, f"its archive is damaged ({type(error).__name__}: {error})") from None
+
+
+def expect_kind(record: CheckpointRecord, kind: str, use: str) -> None:
+    """Raise CheckpointError unless the checkpoint is of `kind` (`use`: what it was given for)."""
+    if record.kind != kind:
+        hint = (" (an autoencoder goes to `data encode --autoencoder`, or to a latent model's `sample --autoencoder`)"
+                if record.kind == AUTOENCODER else "")
+        raise CheckpointError(f"{record.path} is {record.kind}, expected {kind} for {use}{hint}")

@@ -41,14 +41,6 @@ class CheckpointRecord:
             return DIFFUSION_MODEL
         return "a file without a model record (not written by `lit-diffusion fit`)"
 
-    def expect(self, kind: str, use: str) -> None:
-        """Raise CheckpointError unless this checkpoint is of `kind` (`use`: what it was given for)."""
-        if self.kind != kind:
-            from lit_diffusion.runs.content_hash import CheckpointError
-
-            hint = " (an autoencoder goes to `data encode --autoencoder`, or to a latent model's " \
-                   "`sample --autoencoder`)" if self.kind == AUTOENCODER else ""
-            raise CheckpointError(f"{self.path} is {self.kind}, expected {kind} for {use}{hint}")
 
     @property
     def identity(self) -> str:

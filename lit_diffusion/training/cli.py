@@ -33,6 +33,7 @@ from lit_diffusion.distributed.preemption import RequeueOnSignal
 from lit_diffusion.distributed.strategies import StrategyOptions
 from lit_diffusion.runs import (Budget, CheckpointError, RunDirectory, find_resume_checkpoint, is_sharded,
                                 open_checkpoint)
+from lit_diffusion.runs.file_format import expect_kind
 from lit_diffusion.runs.record import AUTOENCODER, DIFFUSION_MODEL, shape_differences
 from lit_diffusion.runs.resume import check_fresh_start
 from lit_diffusion.runs.layout import CSV_LOGGER_NAME
@@ -63,7 +64,7 @@ class DiffusionCLI(FitArgumentsCLI):
             from lit_diffusion.training.autoencoder_module import AutoencoderModule
 
             kind = AUTOENCODER if issubclass(self._model_class, AutoencoderModule) else DIFFUSION_MODEL
-            open_checkpoint(path).record.expect(kind, f"--ckpt_path of this {self.config.subcommand} config")
+            expect_kind(open_checkpoint(path).record, kind, f"--ckpt_path of this {self.config.subcommand} config")
         super()._parse_ckpt_path()
 
     def before_instantiate_classes(self) -> None:

@@ -12,6 +12,7 @@ import torch
 from jsonargparse import ArgumentParser
 
 from lit_diffusion.runs import CheckpointError, open_checkpoint
+from lit_diffusion.runs.file_format import expect_kind
 from lit_diffusion.runs.record import DIFFUSION_MODEL
 from lit_diffusion.training.module import DiffusionModule
 
@@ -24,7 +25,7 @@ def load_module(checkpoint: str | Path, map_location="cpu", untrained_seed: int 
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         opened = open_checkpoint(path)
-        opened.record.expect(DIFFUSION_MODEL, "generation (sample, reflow, distillation, scoring)")
+        expect_kind(opened.record, DIFFUSION_MODEL, "generation (sample, reflow, distillation, scoring)")
         ckpt = opened.full()
     except CheckpointError as error:  # the door's own message names the file, the cause and what to do
         raise ValueError(str(error)) from None

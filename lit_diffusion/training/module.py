@@ -11,6 +11,7 @@ from lit_diffusion.data.latent_space import LatentSpace
 from lit_diffusion.generation.noise import SEED_STRIDE
 from lit_diffusion.objectives.base import DiffusionObjective
 from lit_diffusion.runs import open_checkpoint
+from lit_diffusion.runs.file_format import expect_kind
 from lit_diffusion.runs.record import DIFFUSION_MODEL, shape_differences
 from lit_diffusion.training.bookkeeping import (RunBookkeeping, image_budget_reached, restore_counts,
                                                 stop_at_image_budget)
@@ -146,7 +147,7 @@ class DiffusionModule(pl.LightningModule):
             opened = open_checkpoint(path)
         except FileNotFoundError:
             raise FileNotFoundError(f"DiffusionModule: init_from checkpoint {path} does not exist") from None
-        opened.record.expect(DIFFUSION_MODEL, "--model.init_from")
+        expect_kind(opened.record, DIFFUSION_MODEL, "--model.init_from")
         state = opened.full()["state_dict"]  # hash-checked, as a resume is
         own = {k: v for k, v in state.items() if k.startswith(("backbone.", "ema.shadow."))}
         # shapes are checked first: load_state_dict would raise a RuntimeError listing every tensor
