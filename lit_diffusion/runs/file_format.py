@@ -12,7 +12,7 @@ import zipfile
 from pathlib import Path
 
 from lit_diffusion.runs.content_hash import CheckpointError
-from lit_diffusion.runs.record import AUTOENCODER, CheckpointRecord
+from lit_diffusion.runs.record import AUTOENCODER, DIFFUSION_MODEL, CheckpointRecord
 
 NEXT_STEP = ("give a checkpoint written by `lit-diffusion fit` (`--ckpt_path last` picks the run's newest readable "
              "one)")
@@ -56,8 +56,9 @@ def check_torch_file(path: str | Path) -> None:
 
 
 def expect_kind(record: CheckpointRecord, kind: str, use: str) -> None:
-    """Raise CheckpointError unless the checkpoint is of `kind` (`use`: what it was given for)."""
-    if record.kind != kind:
+    """Raise CheckpointError when the checkpoint is of the other known kind than `kind` (`use`: what it was given
+    for). A file without a model record (weights saved by hand) is left to its reader's own checks."""
+    if record.kind != kind and record.kind in (AUTOENCODER, DIFFUSION_MODEL):
         hint = (" (an autoencoder goes to `data encode --autoencoder`, or to a latent model's `sample --autoencoder`)"
                 if record.kind == AUTOENCODER else "")
         raise CheckpointError(f"{record.path} is {record.kind}, expected {kind} for {use}{hint}")
