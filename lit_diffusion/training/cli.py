@@ -56,16 +56,17 @@ _held_locks: list[RunLock] = []  # released by main() however the command ends
 
 class DiffusionCLI(FitArgumentsCLI):
     def _parse_ckpt_path(self) -> None:
-        """LightningCLI reads `--ckpt_path FILE` for its hyper-parameters before any of our hooks: the file goes
-        through the door first (a torn file, random bytes or a web page are refused before anything is
-        unpickled), and must be the kind of checkpoint this config trains."""
+        """LightningCLI reads `--ckpt_path FILE` here, before any of our hooks, and lays the checkpoint's
+        hyper-parameters over the command line (a `--model.lr` given on resume was dropped without a word, while
+        `--ckpt_path last` took it). Not here: the config given is the run's config, and a setting changed on
+        resume is said (`changed_on_resume`) and recorded. The file goes through the door (a torn file, random
+        bytes or a web page are refused before anything is unpickled) and must be the kind this config trains."""
         path = self.config[self.config.subcommand].get("ckpt_path") if self.config.get("subcommand") else None
         if path and Path(path).is_file():
             from lit_diffusion.training.autoencoder_module import AutoencoderModule
 
             kind = AUTOENCODER if issubclass(self._model_class, AutoencoderModule) else DIFFUSION_MODEL
             expect_kind(open_checkpoint(path).record, kind, f"--ckpt_path of this {self.config.subcommand} config")
-        super()._parse_ckpt_path()
 
     def before_instantiate_classes(self) -> None:
         sub = self.config[self.subcommand]

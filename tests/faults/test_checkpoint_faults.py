@@ -204,7 +204,9 @@ def test_a_parse_error_is_one_line(tmp_path, digits_shards):
 
 
 def test_an_lr_changed_on_resume_is_said_and_recorded(old_run, digits_shards):
-    run = fit_cli(old_run, digits_shards, "--trainer.max_steps", "3", "--ckpt_path", "last", "--model.lr", "0.005",
+    # an explicit file: LightningCLI used to lay the checkpoint's hyper-parameters over the command line here
+    run = fit_cli(old_run, digits_shards, "--trainer.max_steps", "3", "--ckpt_path",
+                  str(old_run / "checkpoints/last.ckpt"), "--model.lr", "0.005",
                   "--model.weight_decay", "0.01")
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-3000:]
