@@ -22,6 +22,7 @@ import torch
 
 from lit_diffusion.runs.content_hash import CheckpointError, check_content
 from lit_diffusion.runs.deepspeed_folder import consolidated, fields, is_deepspeed_folder, module_states_file
+from lit_diffusion.runs.file_format import check_torch_file
 from lit_diffusion.runs.record import BACKBONE_PREFIX, CheckpointRecord, record_of
 
 SHARDED_META = "meta.pt"  # Lightning's name for the non-tensor part of a sharded checkpoint
@@ -142,6 +143,7 @@ def _open(path: str | Path, keep: bool) -> OpenCheckpoint:
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     stamp = _stamp(path)
     if stamp not in _records:
+        check_torch_file(path)  # random bytes, a torn file, a web page: refused before anything is unpickled
         contents = _load(path)
         _records[stamp] = record_of(contents, path)
         if keep:
@@ -151,8 +153,9 @@ def _open(path: str | Path, keep: bool) -> OpenCheckpoint:
 
 def open_checkpoint(path: str | Path) -> OpenCheckpoint:
     """The checkpoint at `path` (a file, or a sharded folder), its load kept for the `full()` that usually follows
-    (a resume, a tool). Raises FileNotFoundError when there is none, the loader's own error when the file is not
-    a readable checkpoint, and CheckpointError (from `verify`/`full`) when its tensors fail the content hash."""
+    (a resume, a tool). Raises FileNotFoundError when there is none, CheckpointError when the file is not a whole
+    torch checkpoint (checked from its bytes, before anything is unpickled), the loader's own error when its
+    pickle does not load, and CheckpointError (from `verify`/`full`) when its tensors fail the content hash."""
     return _open(path, keep=True)
 
 

@@ -6,12 +6,13 @@ The on-disk keys are those of every checkpoint written so far: top-level `global
 `image_data`, `wandb_run_id`, and the run's own record under RUN_FIELDS (`fit_finished`, the content hash)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 RUN_FIELDS = "lit_diffusion_run"  # the checkpoint's own record: step, images seen, fit finished, content hash
 HASH_FIELD = "content_sha256"
 BACKBONE_PREFIX = "backbone."  # state-dict keys of the trained network (the parameter count reads them)
+DIFFUSION_MODEL, AUTOENCODER = "a diffusion model checkpoint", "an autoencoder checkpoint"  # what a record is
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,18 @@ class CheckpointRecord:
     latent: dict | None = None  # the latent-space record of a model trained on latents (None: pixel space)
     fit_finished: bool = False  # written when fit reached its budget (steps, images or time), not on a signal
     content_sha256: str | None = None  # None for checkpoints written before the hash existed
+    shapes: dict = field(default_factory=dict, hash=False, compare=False)  # state-dict key -> tensor shape
+
+    @property
+    def kind(self) -> str:
+        """What this checkpoint is, in words: DIFFUSION_MODEL, AUTOENCODER, or what it lacks."""
+        spec = self.model_spec if isinstance(self.model_spec, dict) else {}
+        if str(spec.get("class_path", "")).endswith("AutoencoderModule"):
+            return AUTOENCODER
+        if "backbone" in spec:
+            return DIFFUSION_MODEL
+        return "a file without a model record (not written by `lit-diffusion fit`)"
+
 
     @property
     def identity(self) -> str:
@@ -57,4 +70,16 @@ def record_of(checkpoint: dict, path: str | Path) -> CheckpointRecord:
                             image_data=bool(checkpoint.get("image_data", False)),
                             latent=(spec or {}).get("latent") if isinstance(spec, dict) else None,
                             fit_finished=bool(fields.get("fit_finished", False)),
-                            content_sha256=fields.get(HASH_FIELD))
+                            content_sha256=fields.get(HASH_FIELD),
+                            shapes={k: tuple(v.shape) for k, v in (checkpoint.get("state_dict") or {}).items()
+                                    if hasattr(v, "shape")})
+
+
+def shape_differences(saved: dict, mine: dict, prefixes: tuple[str, ...]) -> list[str]:
+    """How two state dicts' shapes (key -> shape) differ under `prefixes`: tensors of another shape, then missing
+    and unexpected ones, one short phrase each."""
+    keys = lambda shapes: {k for k in shapes if k.startswith(prefixes)}  # noqa: E731
+    wrong = [f"{k} {tuple(saved[k])} vs {tuple(mine[k])}" for k in sorted(keys(saved) & keys(mine))
+             if tuple(saved[k]) != tuple(mine[k])]
+    return wrong + [f"{k} missing" for k in sorted(keys(mine) - keys(saved))] + \
+        [f"{k} unexpected" for k in sorted(keys(saved) - keys(mine))]

@@ -44,14 +44,33 @@ def _ranked(candidates: list[Path]) -> list[Path]:
     return [path for _, path in sorted(keyed, key=lambda pair: pair[0], reverse=True)]
 
 
+def checkpoints_in(directory: str | Path) -> list[Path]:
+    """Every `*.ckpt` under `directory`: files and sharded folders."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.rglob("*.ckpt") if p.is_file() or is_sharded(p))
+
+
+def check_fresh_start(run) -> None:
+    """A run that starts from step 0 (no --ckpt_path) in a folder holding checkpoints would replace its last.ckpt
+    and same-named numbered checkpoints, and a later `--ckpt_path last` would resume the old weights with the new
+    config: refused (CheckpointError), nothing is touched. `run` is a RunDirectory."""
+    found = checkpoints_in(run.checkpoints)
+    if found:
+        names = ", ".join(p.name for p in found[:3]) + (" ..." if len(found) > 3 else "")
+        raise CheckpointError(f"run folder {run.root} already holds {len(found)} checkpoint(s) of an earlier run "
+                              f"({names} in {run.checkpoints}); a new run would write over them: resume it with "
+                              "--ckpt_path last, or choose another --trainer.default_root_dir (or move the folder "
+                              "away)")
+
+
 def find_resume_checkpoint(directory: str | Path) -> Path | None:
     """The readable `*.ckpt` under `directory` (a file, or a sharded folder) with the highest step, or None if
     there is no checkpoint at all. Raises CheckpointError when there are checkpoints but none is readable:
     restarting from step 0 would silently throw the run away."""
     directory = Path(directory)
-    if not directory.is_dir():
-        return None
-    candidates = [p for p in directory.rglob("*.ckpt") if p.is_file() or is_sharded(p)]
+    candidates = checkpoints_in(directory)
     for path in _ranked(candidates):
         if readable(path):
             drop_loaded(keep=path)  # the others' files may be rotated away during the fit: do not hold them

@@ -31,13 +31,17 @@ from lit_diffusion.distributed.configure import configure_trainer
 from lit_diffusion.distributed.preflight import PreflightError, config_hash
 from lit_diffusion.distributed.preemption import RequeueOnSignal
 from lit_diffusion.distributed.strategies import StrategyOptions
-from lit_diffusion.runs import Budget, CheckpointError, RunDirectory, find_resume_checkpoint, open_checkpoint
+from lit_diffusion.runs import (Budget, CheckpointError, RunDirectory, find_resume_checkpoint, is_sharded,
+                                open_checkpoint)
+from lit_diffusion.runs.file_format import expect_kind
+from lit_diffusion.runs.record import AUTOENCODER, DIFFUSION_MODEL, shape_differences
+from lit_diffusion.runs.resume import check_fresh_start
 from lit_diffusion.runs.layout import CSV_LOGGER_NAME
 from lit_diffusion.runs.metrics import drop_rows_after
 from lit_diffusion.training.checkpointing import AtomicCheckpointIO
 from lit_diffusion.training.config import TRAINER_DEFAULTS, FitArgumentsCLI, choose_model_class
 from lit_diffusion.training.config import plain as _plain  # its name here before it moved to training/config.py
-from lit_diffusion.training.config_checks import check_fit_config
+from lit_diffusion.training.config_checks import changed_on_resume, check_fit_config
 from lit_diffusion.training.final_checkpoint import FinalCheckpoint
 from lit_diffusion.training.bookkeeping import budget_reached
 from lit_diffusion.training.run_checkpoint import CheckpointFields, RunCheckpoint, wandb_settings
@@ -51,6 +55,19 @@ _held_locks: list[RunLock] = []  # released by main() however the command ends
 
 
 class DiffusionCLI(FitArgumentsCLI):
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI reads `--ckpt_path FILE` here, before any of our hooks, and lays the checkpoint's
+        hyper-parameters over the command line (a `--model.lr` given on resume was dropped without a word, while
+        `--ckpt_path last` took it). Not here: the config given is the run's config, and a setting changed on
+        resume is said (`changed_on_resume`) and recorded. The file goes through the door (a torn file, random
+        bytes or a web page are refused before anything is unpickled) and must be the kind this config trains."""
+        path = self.config[self.config.subcommand].get("ckpt_path") if self.config.get("subcommand") else None
+        if path and Path(path).is_file():
+            from lit_diffusion.training.autoencoder_module import AutoencoderModule
+
+            kind = AUTOENCODER if issubclass(self._model_class, AutoencoderModule) else DIFFUSION_MODEL
+            expect_kind(open_checkpoint(path).record, kind, f"--ckpt_path of this {self.config.subcommand} config")
+
     def before_instantiate_classes(self) -> None:
         sub = self.config[self.subcommand]
         self._resume_from = None
@@ -66,6 +83,8 @@ class DiffusionCLI(FitArgumentsCLI):
                 log.warning("--ckpt_path last: no checkpoint under %s; starting from scratch", checkpoints)
             else:
                 log.info("resuming from %s", found)
+        elif self.subcommand == "fit" and not sub.get("ckpt_path"):
+            check_fresh_start(RunDirectory(root))  # a fresh run never writes over another run's checkpoints
         check_fit_config(_plain(sub), self.subcommand, sub.get("ckpt_path"))  # impossible options fail here
         if sub.get("ckpt_path"):
             self._resume_from = sub.ckpt_path
@@ -81,6 +100,10 @@ class DiffusionCLI(FitArgumentsCLI):
             log.warning("%s: the run already finished (%s); nothing to train. Raise --trainer.max_steps, "
                         "--model.max_images or --trainer.max_time to continue it", record.path, self.nothing_to_do)
             return
+        changed = changed_on_resume(record.model_spec, _plain(sub.model))
+        if changed:
+            log.warning("--ckpt_path %s: resuming with changed settings (%s), used from step %d on and recorded in "
+                        "the new checkpoints", record.path, ", ".join(changed), record.global_step)
         removed = drop_rows_after(RunDirectory(root), record.global_step)
         if removed:
             log.warning("dropped %d CSV row(s) logged after step %d by the interrupted run", removed,
@@ -93,9 +116,21 @@ class DiffusionCLI(FitArgumentsCLI):
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
+        if self._resume_from and not is_sharded(self._resume_from):
+            self._check_same_shapes(self._resume_from)
         if isinstance(self.model, DiffusionModule):
             self._attach_latent()
         self.model.model_spec = self._model_spec  # stored in checkpoints: `load_module` rebuilds from it
+
+    def _check_same_shapes(self, path: str) -> None:
+        """A checkpoint of another network (a config changed between stop and resume) is refused in one line
+        naming the tensors that differ, before Lightning lists every size mismatch."""
+        mine = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
+        differ = shape_differences(open_checkpoint(path).record.shapes, mine, ("backbone.", "ema.shadow.", "autoencoder."))
+        if differ:
+            raise CheckpointError(f"--ckpt_path {path} holds another network than this config builds ({len(differ)} "
+                                  f"tensor(s) differ, e.g. {'; '.join(differ[:3])}): resume with the model config it "
+                                  "was trained with, or start a new run (another --trainer.default_root_dir)")
 
     def _attach_latent(self) -> None:
         """A model trained on latent shards records their autoencoder and normalisation (model_spec["latent"]), so

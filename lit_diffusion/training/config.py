@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import re
+import sys
+
 import yaml
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from lit_diffusion.data.datamodule import ShardDataModule
 from lit_diffusion.distributed import StrategyOptions
@@ -16,8 +19,25 @@ from lit_diffusion.distributed import StrategyOptions
 TRAINER_DEFAULTS = {"max_epochs": -1, "log_every_n_steps": 10}
 
 
+class OneLineErrorParser(LightningArgumentParser):
+    """A parse error in one line and a pointer to --help, instead of ~95 lines of usage before it."""
+
+    def error(self, message: str, ex: Exception | None = None):
+        if not self.exit_on_error:
+            return super().error(message, ex)  # compose_fit_config catches it and names the config
+        command = re.sub(r"^\S*cli\.py(?: \[options\])?", "lit-diffusion", getattr(ex, "subcommand_parser", self).prog)
+        command = command.replace(" [options]", "")
+        sys.stderr.write(f"{command}: error: {' '.join(str(message).split())} (see {command} --help)\n")
+        raise SystemExit(2)
+
+
 class FitArgumentsCLI(LightningCLI):
     """LightningCLI with the options this project adds to every `fit`/`validate`/`test` config."""
+
+    def init_parser(self, **kwargs) -> LightningArgumentParser:
+        if self.parser_class is LightningArgumentParser:
+            self.parser_class = OneLineErrorParser
+        return super().init_parser(**kwargs)
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument("--wandb_project", type=str | None, default=None,

@@ -97,3 +97,17 @@ def _check_same_objective(config: dict, checkpoint: str) -> None:
         raise ValueError(f"--ckpt_path {checkpoint} was trained with the {saved} objective, the config says {now}: "
                          f"resume with the {saved} config, or start a new run from its weights with "
                          f"--model.init_from {checkpoint} (and another --trainer.default_root_dir)")
+
+
+# model settings a resume may change (they steer the optimiser and the EMA from the resumed step on); every other
+# change is refused by its own check (backbone shapes, objective) or is a budget (max_images)
+RESUME_SETTINGS = ("lr", "betas", "weight_decay", "schedule", "ema_decay")
+
+
+def changed_on_resume(saved_spec: dict | None, model: dict | None) -> list[str]:
+    """`KEY OLD -> NEW` for each of RESUME_SETTINGS that the config changes from the checkpoint's model record."""
+    saved = (saved_spec or {}).get("init_args", saved_spec or {})  # an AutoencoderModule spec nests init_args
+    now = (model or {}).get("init_args", model or {})
+    plain = lambda v: list(v) if isinstance(v, tuple) else v  # noqa: E731  (YAML lists vs tuples)
+    return [f"{key} {saved[key]!r} -> {now[key]!r}" for key in RESUME_SETTINGS
+            if key in saved and key in now and plain(saved[key]) != plain(now[key])]

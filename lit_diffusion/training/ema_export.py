@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lit_diffusion.runs import RunDirectory, open_checkpoint
+from lit_diffusion.runs import CheckpointError, RunDirectory, open_checkpoint
+from lit_diffusion.runs.file_format import expect_kind
+from lit_diffusion.runs.record import DIFFUSION_MODEL
 from lit_diffusion.training.checkpointing import AtomicCheckpointIO
 from lit_diffusion.training.posthoc_ema import ReconstructedEMA
 
@@ -23,6 +25,10 @@ def export_base(run: RunDirectory, ckpt: str | None, out: str | Path) -> Path:
     if Path(out).resolve().parent == run.checkpoints.resolve():
         raise ValueError(f"--out {out} is in {run.checkpoints}, where `fit --ckpt_path last` would resume from it; "
                          "write it elsewhere (e.g. the run folder itself)")
+    try:  # a web page or an autoencoder given as --ckpt: said in one line, nothing unpickled
+        expect_kind(open_checkpoint(base).record, DIFFUSION_MODEL, "the EMA export (--ckpt)")
+    except CheckpointError as error:
+        raise ValueError(str(error)) from None
     return base
 
 

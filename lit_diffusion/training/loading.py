@@ -11,7 +11,9 @@ from pathlib import Path
 import torch
 from jsonargparse import ArgumentParser
 
-from lit_diffusion.runs import open_checkpoint
+from lit_diffusion.runs import CheckpointError, open_checkpoint
+from lit_diffusion.runs.file_format import expect_kind
+from lit_diffusion.runs.record import DIFFUSION_MODEL
 from lit_diffusion.training.module import DiffusionModule
 
 
@@ -22,7 +24,11 @@ def load_module(checkpoint: str | Path, map_location="cpu", untrained_seed: int 
     if not path.exists():  # a file, or a checkpoint folder (DeepSpeed's is read consolidated by the door)
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
-        ckpt = open_checkpoint(path).full()
+        opened = open_checkpoint(path)
+        expect_kind(opened.record, DIFFUSION_MODEL, "generation (sample, reflow, distillation, scoring)")
+        ckpt = opened.full()
+    except CheckpointError as error:  # the door's own message names the file, the cause and what to do
+        raise ValueError(str(error)) from None
     except Exception as error:
         raise ValueError(f"checkpoint {path} is unreadable: {type(error).__name__}: {error}") from None
     spec = ckpt.get("model_spec")

@@ -11,6 +11,8 @@ from lit_diffusion.data.latent_space import LatentSpace
 from lit_diffusion.generation.noise import SEED_STRIDE
 from lit_diffusion.objectives.base import DiffusionObjective
 from lit_diffusion.runs import open_checkpoint
+from lit_diffusion.runs.file_format import expect_kind
+from lit_diffusion.runs.record import DIFFUSION_MODEL, shape_differences
 from lit_diffusion.training.bookkeeping import (RunBookkeeping, image_budget_reached, restore_counts,
                                                 stop_at_image_budget)
 from lit_diffusion.training.ema import EMA
@@ -143,14 +145,16 @@ class DiffusionModule(pl.LightningModule):
 
     def _init_weights_from(self, path: str) -> None:
         try:
-            state = open_checkpoint(path).full()["state_dict"]  # hash-checked, as a resume is
+            opened = open_checkpoint(path)
         except FileNotFoundError:
             raise FileNotFoundError(f"DiffusionModule: init_from checkpoint {path} does not exist") from None
+        expect_kind(opened.record, DIFFUSION_MODEL, "--model.init_from")
+        state = opened.full()["state_dict"]  # hash-checked, as a resume is
         own = {k: v for k, v in state.items() if k.startswith(("backbone.", "ema.shadow."))}
         # shapes are checked first: load_state_dict would raise a RuntimeError listing every tensor
-        mine = self.state_dict()
-        wrong = [f"{k} {tuple(v.shape)} vs {tuple(mine[k].shape)}" for k, v in own.items()
-                 if k in mine and tuple(v.shape) != tuple(mine[k].shape)]
+        mine = {k: tuple(v.shape) for k, v in self.state_dict().items()}
+        wrong = [d for d in shape_differences({k: tuple(v.shape) for k, v in own.items()}, mine,
+                                              ("backbone.", "ema.shadow.")) if not d.endswith(" missing")]
         if wrong:
             raise ValueError(f"DiffusionModule: init_from {path} does not fit this backbone "
                              f"({len(wrong)} tensors of another shape, e.g. {wrong[:3]}); give a checkpoint "
@@ -169,6 +173,15 @@ class DiffusionModule(pl.LightningModule):
 
     def on_train_start(self) -> None:
         self.window.first_step = self.global_step  # after a resume the first window starts at the restored step
+        # a resume restores the optimiser's groups as saved; settings changed on resume (said by the CLI) apply
+        for group in self.optimizers().param_groups if self._has_optimizer() else []:
+            group["betas"], group["weight_decay"] = self.betas, self.weight_decay
+
+    def loss_since_last_log(self) -> float | None:
+        """Mean training loss of the steps since the last logged one (None right after a log step): what a
+        checkpoint written between two log steps is ranked by. One host read, at checkpoint steps only."""
+        stats = self.window.read(None)
+        return None if stats is None else stats["loss"]
 
     def configure_callbacks(self):
         return [RunBookkeeping()]
@@ -315,7 +328,9 @@ class DiffusionModule(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint):
         restore_counts(self, checkpoint)
-        self.model_spec = checkpoint.get("model_spec", self.model_spec)
+        # the config this module was built from wins (a resume may change lr and the like, see the CLI); a module
+        # rebuilt by load_module has none and takes the checkpoint's
+        self.model_spec = self.model_spec or checkpoint.get("model_spec")
         if checkpoint.get("sample_shape") is not None:
             self.sample_shape = tuple(checkpoint["sample_shape"])
         self.image_data = bool(checkpoint.get("image_data", False))  # older checkpoints: unknown, so no threshold

@@ -58,6 +58,7 @@ class PostHocEMASnapshots(Callback):
         self.num_updates = 0
         self.shadows: list[dict[str, torch.Tensor]] | None = None  # per profile: parameter name -> average
         self._loaded: dict | None = None
+        self._saved_sigma_rels: list | None = None  # what a resumed checkpoint tracked, under another state key
         self._last_step = -1
         self._written_step = -1
 
@@ -70,6 +71,13 @@ class PostHocEMASnapshots(Callback):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self._loaded = state_dict  # applied at on_train_start, once the backbone is on its device
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        # Lightning restores a callback's state only under the same state key, which holds the sigma_rels: a
+        # checkpoint of other widths looks like one without post-hoc EMA state unless its entry is found here
+        for key, state in (checkpoint.get("callbacks") or {}).items():
+            if key.startswith(type(self).__name__) and isinstance(state, dict) and state.get("shadows") is not None:
+                self._saved_sigma_rels = [float(s) for s in state.get("sigma_rels", [])]
 
     @staticmethod
     def _parameters(module: pl.LightningModule) -> dict[str, torch.Tensor]:
@@ -96,6 +104,14 @@ class PostHocEMASnapshots(Callback):
             self.shadows = [{n: v.to(params[n].device, torch.float32) for n, v in shadow.items()}
                             for shadow in loaded["shadows"]]
         elif self.shadows is None:
+            if trainer.global_step > 0 and self._saved_sigma_rels is not None:
+                # refused, not accepted: a profile averages from step 0 and no new one can start mid-run, while any
+                # other width is reconstructed from the saved profiles' snapshots after training (EDM2 sec. 3)
+                raise ValueError(f"PostHocEMASnapshots: the checkpoint tracked sigma_rels {self._saved_sigma_rels}, "
+                                 f"this run asks for {self.sigma_rels} at step {trainer.global_step}; a profile "
+                                 "averages from step 0, so new ones cannot start mid-run. Resume with sigma_rels "
+                                 f"{self._saved_sigma_rels}; any other width is reconstructed afterwards: "
+                                 "lit-diffusion ema RUN --sigma_rel S --out FILE.ckpt")
             if trainer.global_step > 0:
                 raise ValueError(f"PostHocEMASnapshots: the run resumes at step {trainer.global_step} from a checkpoint "
                                  "without post-hoc EMA state, but the profiles average from step 0; start a new run "

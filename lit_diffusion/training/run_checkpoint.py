@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import time
 
+import torch
+
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 
@@ -86,6 +88,19 @@ class RunCheckpoint(ModelCheckpoint):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, enable_version_counter=False, **kwargs)
+
+    def _monitor_candidates(self, trainer) -> dict:
+        """The logged metrics, with the monitored train loss of this very step's window: the module logs it every
+        `log_every_n_steps` only, and Lightning defers a save (numbered and last) while the key is missing, so
+        `every_n_train_steps` would not hold for another log interval (issue 30, fault 1)."""
+        candidates = super()._monitor_candidates(trainer)
+        if self.monitor == "train/loss":
+            since_log = getattr(trainer.lightning_module, "loss_since_last_log", lambda: None)()
+            if since_log is not None:  # steps since the last log: their mean, like the logged value
+                candidates[self.monitor] = torch.tensor(since_log, dtype=torch.float32)
+            elif self.monitor not in candidates:  # nothing known yet: saved, ranked last
+                candidates[self.monitor] = torch.tensor(float("inf"))
+        return candidates
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
