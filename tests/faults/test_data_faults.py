@@ -24,6 +24,9 @@ REPO = Path(__file__).resolve().parents[2]
 def cli(*args, fsize: int | None = None, wait: bool = True):
     """`python -m lit_diffusion.cli ARGS` as a child; `fsize`: its file size limit in bytes (writes past it: EFBIG)."""
     def limit():
+        # the child stands for a command typed at a terminal: Ctrl-C is not ignored there, even when the test run
+        # itself was started in the background (a shell starts background jobs with SIGINT ignored, inherited)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         if fsize is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 
