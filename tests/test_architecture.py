@@ -32,12 +32,13 @@ _DISTRIBUTED = {"contract", "objectives", "samplers", "backbones"}
 _EVALUATION = {"contract", "objectives", "samplers", "backbones", "data", "generation", "distributed"}
 BELOW_TRAINING = {
     "contract": set(),
-    "typed_cli": set(),  # a typed function <-> argv (jsonargparse): the commands' parser, and compare's for `build:`
+    "typed_cli": set(),
+    "stop_signals": set(),  # Ctrl-C and SIGTERM as one exception: the data writers and the commands that stop cleanly  # a typed function <-> argv (jsonargparse): the commands' parser, and compare's for `build:`
     "samplers": {"contract"},
     "backbones": set(),
     "objectives": {"contract", "samplers"},
     "distributed": _DISTRIBUTED,
-    "data": {"contract", "objectives", "distributed"},
+    "data": {"contract", "objectives", "distributed", "stop_signals"},
     # generation opens autoencoder checkpoints through runs' one door (open_checkpoint), so runs sits below it
     "generation": {"contract", "objectives", "samplers", "backbones", "data", "distributed", "runs"},
     "evaluation": _EVALUATION,
@@ -49,7 +50,7 @@ FORBIDDEN = ("lightning", "pytorch_lightning", "wandb")
 # data/datamodule.py is the LightningDataModule, so data itself is not Lightning-free (nor runs,
 # distributed, training and the top); a Lightning-free folder importing it fails through the chain rule,
 # as it would importing distributed's strategies (distributed.process alone is Lightning-free)
-LIGHTNING_FREE = ("contract", "typed_cli", "samplers", "backbones", "objectives", "generation", "evaluation")
+LIGHTNING_FREE = ("contract", "typed_cli", "stop_signals", "samplers", "backbones", "objectives", "generation", "evaluation")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ def compare(*, suite: str) -> int:
     import sys
 
     from lit_diffusion.compare import load_suite, run_suite
-    from lit_diffusion.compare.interrupt import Interrupted, stop_on_signals
+    from lit_diffusion.stop_signals import Interrupted, stop_on_signals
 
     loaded = load_suite(suite)
     try:

@@ -196,11 +196,11 @@ COMMANDS = {
 def main(argv: list[str]) -> int:
     import logging
 
-    from lit_diffusion.commands.stopping import report_stop, sigterm_raises
     from lit_diffusion.data.errors import BuildError, DataError
+    from lit_diffusion.stop_signals import report_stop, stop_on_signals
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    with sigterm_raises():
+    with stop_on_signals():
         try:
             return run(COMMANDS, argv, "lit-diffusion data",
                        errors=(BuildError, DataError, ValueError, FileNotFoundError))

@@ -11,7 +11,7 @@ import sys
 import torch
 import yaml
 
-from lit_diffusion.compare.interrupt import raise_interrupted
+from lit_diffusion.stop_signals import raise_interrupted
 from lit_diffusion.compare.results import TrainRecord
 from lit_diffusion.compare.run_config import check_unchanged
 from lit_diffusion.compare.suite import ObjectiveEntry, Suite

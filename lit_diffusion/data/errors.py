@@ -7,7 +7,6 @@ is no silent path.
 from __future__ import annotations
 
 import logging
-import signal
 from typing import Literal
 
 log = logging.getLogger("lit_diffusion.data")
@@ -44,20 +43,6 @@ class WriteError(BuildError):
     def __init__(self, message: str, path: str | None = None, errno: int | None = None):
         super().__init__(message)
         self.path, self.errno = path, errno
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C (SIGINT) or SIGTERM; raised again after the clean-up with ``kept``: what is on disk and how to go
-    on, which the command prints in one line (exit status 128 + the signal number)."""
-
-    def __init__(self, kept: str = "", signum: int = signal.SIGINT):
-        super().__init__(kept)
-        self.kept, self.signum = kept, signum
-
-
-def interrupted(stop: KeyboardInterrupt, kept: str) -> Interrupted:
-    """`stop` (a plain Ctrl-C, or SIGTERM as Interrupted) again, now saying what was kept."""
-    return Interrupted(kept, getattr(stop, "signum", signal.SIGINT))
 
 
 class ErrorPolicy:

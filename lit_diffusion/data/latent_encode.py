@@ -34,7 +34,9 @@ from .. import __version__
 from .dataset_json import DATASET_JSON, DatasetInfo, ShardEntry, write_dataset_json, write_json_atomic
 from .encode import tar_record
 from .sources import encode_npy
-from .errors import BuildError, interrupted
+from lit_diffusion.stop_signals import Interrupted
+
+from .errors import BuildError
 from .latent_decode import FLIP_MEAN, FLIP_STD, MEAN, STD
 from .latent_space import LATENT_KEY, AutoencoderRecord, LatentSpace
 from .progress import Progress
@@ -309,5 +311,5 @@ def encode_dataset(images, encoder: Encoder, autoencoder: AutoencoderRecord, lat
         return finish(folder, plan, job, images, command)
     except KeyboardInterrupt as stop:  # finished shards are complete files; the one being written is gone
         done = sum(_record_path(folder, i).is_file() and (folder / _shard_name(i)).is_file() for i in range(n))
-        raise interrupted(stop, f"{done} of {n} shard(s) are done and kept in {folder}; run the same command "
-                                f"again to encode the rest") from None
+        raise Interrupted.of(stop, f"{done} of {n} shard(s) are done and kept in {folder}; run the same command "
+                                   f"again to encode the rest") from None

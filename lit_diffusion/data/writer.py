@@ -25,7 +25,9 @@ import numpy as np
 from .. import __version__
 from .dataset_json import DATASET_JSON, DatasetInfo, write_dataset_json
 from .encode import EncodeOptions, Encoded, encode_item
-from .errors import BuildError, WriteError, interrupted
+from lit_diffusion.stop_signals import Interrupted
+
+from .errors import BuildError, WriteError
 from .sources import Source
 from .shard_sink import END_OF_ARCHIVE, ShardSink  # noqa: F401 (END_OF_ARCHIVE: read from here too)
 from .writes import Staging, deferred_signals, holds_dataset, remove_stale, writing
@@ -131,7 +133,7 @@ def _saying_what_is_kept(error: BaseException, out: Path, replacing: bool) -> Ba
     """A stop or a failed write of a build that replaced nothing, saying so (other errors as they are)."""
     kept = f"the dataset in {out} is as it was" if replacing else f"nothing was written to {out}"
     if isinstance(error, KeyboardInterrupt):
-        return interrupted(error, f"{kept}; run the same command again to build it")
+        return Interrupted.of(error, f"{kept}; run the same command again to build it")
     if isinstance(error, WriteError) and replacing:
         both = "; the old dataset stays until the new one is complete, so both must fit" \
             if error.errno in (errno.ENOSPC, errno.EDQUOT) else ""
@@ -263,7 +265,7 @@ def build_dataset(source: Source, build: BuildOptions, opts: EncodeOptions,
             for staging in stagings:
                 staging.commit(build.prefix)
     except KeyboardInterrupt as e:  # held back until the swap was done
-        raise interrupted(e, f"the new dataset in {out} is complete") from None
+        raise Interrupted.of(e, f"the new dataset in {out} is complete") from None
     for split, info in infos.items():
         log.info("wrote %d samples in %d shards to %s", info.num_samples, len(info.shards), folders[split])
     return infos

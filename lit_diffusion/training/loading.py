@@ -17,7 +17,7 @@ from lit_diffusion.runs.record import DIFFUSION_MODEL
 from lit_diffusion.training.module import DiffusionModule
 
 
-def load_module(checkpoint: str | Path, map_location="cpu", untrained_seed: int | None = None) -> DiffusionModule:
+def load_module(checkpoint: str | Path, untrained_seed: int | None = None) -> DiffusionModule:
     """The trained module; with `untrained_seed`, the same model as its training started instead, initialised
     from that seed (the untrained baseline of a comparison)."""
     path = Path(checkpoint)
