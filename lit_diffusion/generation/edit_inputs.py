@@ -64,7 +64,14 @@ def _read_array(path: Path, what: str) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def _layout(array: np.ndarray, shape: tuple[int, ...], what: str, location) -> np.ndarray:
-    """(N, C, H, W) from the accepted layouts, or an error naming both shapes."""
+    """(N, C, H, W) from the accepted layouts, or an error naming both shapes. Models of other data (vectors,
+    tensors) take arrays of their sample shape, with or without N."""
+    if len(shape) != 3:
+        array = array[None] if array.ndim == len(shape) else array
+        if array.shape[1:] != tuple(shape):
+            raise ValueError(f"{what} {location} has shape {tuple(array.shape)}; this model's samples have shape "
+                             f"{tuple(shape)}: give an array of (N, {', '.join(map(str, shape))})")
+        return array
     c, h, w = shape
     if array.ndim in (2, 3):
         array = array[None]
@@ -86,6 +93,9 @@ def _gather(location: str, shape, what: str) -> tuple[np.ndarray, np.ndarray | N
         raise FileNotFoundError(f"{what} {path} does not exist: give a folder of PNGs or a .npy/.pt/.npz file")
     if path.is_file() and path.suffix in ARRAY_SUFFIXES:
         array, labels = _read_array(path, what)
+    elif len(shape) != 3:
+        raise ValueError(f"this model's samples are tensors of shape {tuple(shape)}, not images: give the {what}s as a "
+                         f".npy/.pt/.npz file")
     else:
         arrays = [_read_png(p, shape[0] if what == "image" else 1, what) for p in _pngs(path, what)]
         if len({a.shape for a in arrays}) > 1:

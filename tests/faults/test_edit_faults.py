@@ -99,6 +99,7 @@ def test_inputs_that_do_not_fit_the_model(image, expected, flow_ckpt, inputs, tm
     assert all(e in line for e in expected), line
 
 
+@pytest.mark.slow
 def test_an_objective_that_cannot_edit_is_refused_by_the_cli_process(digits_shards, inputs, tmp_path):
     """INDM's sampler state is its flow's latent z = g(x): a child process of the real CLI refuses in one line."""
     ckpt = fit(tmp_path / "indm", digits_shards, "-c", str(EXPERIMENTS / "mnist/indm_identity.yaml"),
