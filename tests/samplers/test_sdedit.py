@@ -82,3 +82,12 @@ def test_a_discrete_model_starts_on_one_of_its_steps():
     objective = DDPM()
     with pytest.raises(ValueError, match="n / T"):
         sdedit(objective, oracle_network(MIXTURE, objective), MIXTURE.sample(4)[0], draws(4), 0.3333, nfe=4)
+
+
+def test_a_discrete_model_edits_on_integer_steps_below_t0():
+    """From t0 = n0 / T the spacing is that of the chain's first n0 steps: linspace over k = 0..n0 - 1."""
+    from lit_diffusion.objectives import DiscreteVPPath
+    from lit_diffusion.samplers import time_grid
+
+    grid = time_grid("linspace", 5, DiscreteVPPath(1000), t_max=0.5)
+    assert grid.tolist() == [0.5, 0.375, 0.251, 0.126, 0.001, 0.0]  # t = (k + 1) / T, k = 499, 374, 250, 125, 0
