@@ -22,7 +22,7 @@ from lit_diffusion.distributed import process
 from lit_diffusion.generation.images import image_grid, save_png, to_uint8
 from lit_diffusion.generation.latents import LatentCodec, to_images
 from lit_diffusion.generation.loop import GeneratedBatch, generate
-from lit_diffusion.generation.noise import rank_indices
+from lit_diffusion.generation.noise import rank_indices, sample_noise
 from lit_diffusion.samplers import THRESHOLDS
 
 X0_THRESHOLD_SETTINGS = ("default", "none", *THRESHOLDS)  # --x0-threshold: the objective's choice, none, or one
@@ -126,6 +126,73 @@ class GenerationSession:
             write_collection(folder, num, self.num_classes, options.get("label"))
         return nfe
 
+    def edit_inputs(self, edit: str, input: Optional[str], mask: Optional[str], label: Optional[int],
+                    num: Optional[int]) -> tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """Check an edit's request against the model and read its inputs: (images, mask or None, labels or None)."""
+        from lit_diffusion.generation.edit_inputs import read_images, read_mask
+        from lit_diffusion.objectives.editing import EDITS, check_editable
+
+        if edit not in EDITS:
+            raise ValueError(f"--edit must be one of {list(EDITS)}, got {edit!r}")
+        check_editable(self.module.objective)
+        if self.module.latent is not None:
+            raise ValueError("editing works on pixel-space models; this checkpoint samples latents of an autoencoder: "
+                             "edit with a model trained on the images themselves")
+        if input is None:
+            raise ValueError(f"--edit {edit} needs --input IMAGES (a folder of PNGs or a .npy/.pt/.npz file)")
+        if num is not None:
+            raise ValueError("--num does not apply to --edit: every input image gives one output; drop --num")
+        if (mask is None) == (edit == "inpaint"):
+            raise ValueError("--edit inpaint needs --mask MASKS (white where the model paints)" if mask is None else
+                             "--mask applies to --edit inpaint only; drop it, or use --edit inpaint")
+        images, labels = read_images(input, self.module.sample_shape, self.module.image_data)
+        masks = None if mask is None else read_mask(mask, images)
+        if self.num_classes:
+            if label is not None:
+                labels = torch.full((len(images),), int(label), dtype=torch.int64)
+            if labels is None:
+                raise ValueError(f"this model is class-conditional ({self.num_classes} classes): give every input's "
+                                 "class with --label N, or an --input .npz with 'labels' (as samples.npz)")
+            if bool(((labels < 0) | (labels >= self.num_classes)).any()):
+                raise ValueError(f"the input labels lie outside the model's {self.num_classes} classes")
+        else:
+            labels = None
+        return images, masks, labels
+
+    def write_edits(self, folder: Path, edit: str, images: torch.Tensor, mask: Optional[torch.Tensor],
+                    labels: Optional[torch.Tensor], *, seed: int, batch_size: int, **options) -> int:
+        """Edit input i with the noise of (seed, i) to folder/sample_{i:06d}.png for this rank's indices, then
+        samples.npz and grid.png as `write_samples`; returns the NFE per image. `options` go to
+        objectives.editing.sdedit / inpaint (t0, sampler, nfe, jump, resample, guidance, x0 threshold)."""
+        from lit_diffusion.objectives import editing
+
+        with writing(folder):
+            folder.mkdir(parents=True, exist_ok=True)
+        num, nfe = len(images), options.get("nfe")
+        mine = rank_indices(num, self.rank, self.world_size)
+        for start in range(0, len(mine), batch_size):
+            idx = mine[start:start + batch_size]
+            x = images[idx].to(self.device)
+            noise = sample_noise(idx, x.shape[1:], seed).to(self.device)
+            cond = None if labels is None else labels[idx].to(self.device)
+            generator = torch.Generator(self.device).manual_seed(seed + start)
+            if edit == "sdedit":
+                out = editing.sdedit(self.module.objective, self.net, x, noise, cond=cond, generator=generator, **options)
+            else:
+                m = (mask if len(mask) == 1 else mask[idx]).to(self.device)
+                out = editing.inpaint(self.module.objective, self.net, x, m, noise, cond=cond, generator=generator,
+                                      **options)
+            nfe = out.nfe
+            for i, image in zip(idx, to_uint8(out.x0)):
+                with writing(folder / f"sample_{i:06d}.png", discard=True):
+                    save_png(image, folder / f"sample_{i:06d}.png")
+            print(f"rank {self.rank}: {start + len(idx)}/{len(mine)} edits ({nfe} NFE each)", file=sys.stderr)
+        if self.world_size > 1:
+            torch.distributed.barrier()
+        if self.rank == 0:
+            write_collection(folder, num, self.num_classes, None, None if labels is None else labels.numpy())
+        return nfe
+
     def couplings(self, num: int, **options) -> Couplings:
         """Every (noise, sample) pair of indices 0..num-1 with their classes; `options` go to `batches`."""
         noises, targets, labels = [], [], []
@@ -139,15 +206,17 @@ class GenerationSession:
                          np.concatenate(labels).astype(np.int64) if labels else None)
 
 
-def write_collection(folder: Path, num: int, num_classes: int, label: Optional[int]) -> None:
+def write_collection(folder: Path, num: int, num_classes: int, label: Optional[int],
+                     labels: Optional[np.ndarray] = None) -> None:
     """samples.npz (uint8 images, labels) and grid.png, read back from the PNGs (the PNGs are the record,
-    written by every rank)."""
+    written by every rank); `labels`: the classes of the samples where the caller chose them (edits)."""
     from PIL import Image
 
     images = np.stack([np.array(Image.open(folder / f"sample_{i:06d}.png")) for i in range(num)])
     images = images[..., None] if images.ndim == 3 else images
-    labels = np.array([label if label is not None else i % num_classes for i in range(num)]) if num_classes \
-        else np.zeros(0)
+    if labels is None:
+        labels = np.array([label if label is not None else i % num_classes for i in range(num)]) if num_classes \
+            else np.zeros(0)
     with writing(folder / "samples.npz", discard=True):
         np.savez(folder / "samples.npz", images=images, labels=labels)
     with writing(folder / "grid.png", discard=True):

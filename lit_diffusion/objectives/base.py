@@ -52,6 +52,9 @@ class DiffusionObjective:
     # x0 threshold to sample image data in [-1, 1] with when the caller does not choose (DiffusionModule.sample_options;
     # never applied to latents or tensors); None: none. Chosen by measurement (benchmarks/x0_threshold_digits.py).
     default_x0_threshold: str | None = None
+    # Editing (SDEdit, RePaint: objectives/editing.py) noises the data itself along the path and reads x0 of the
+    # data back; an objective whose sampler state is not the data says why here (and editing refuses it).
+    edit_refusal: str | None = None
 
     def __init__(self, path, parameterisation, time_sampler, weighting, label_dropout: float = 0.0,
                  null_label: int | None = None):
@@ -132,15 +135,18 @@ class DiffusionObjective:
     def sample_with_info(self, net, noise, sampler: str | None = None, nfe: int | None = None, cond=None,
                          guidance: float = 1.0, generator=None, grid: str | None = None,
                          guidance_interval=None, x0_threshold: str | None = None,
-                         data_range: tuple[float, float] = (-1.0, 1.0), **options) -> SamplerOutput:
-        """x0_threshold: None, "clip" or "dynamic" (samplers/thresholding.py), for image data in data_range."""
+                         data_range: tuple[float, float] = (-1.0, 1.0), start: torch.Tensor | None = None,
+                         t_max: float = 1.0, **options) -> SamplerOutput:
+        """x0_threshold: None, "clip" or "dynamic" (samplers/thresholding.py), for image data in data_range.
+        start, t_max: solve from x = start at t_max instead of the prior at 1 (SDEdit; the grid lies in [0, t_max])."""
         sampler = sampler or self.default_sampler
         nfe = self.default_nfe if nfe is None else nfe
         predict = self.predictor(net, cond, guidance, guidance_interval)
         if x0_threshold is not None:
             predict = thresholded(predict, self.path, x0_threshold, data_range)
-        return run_sampler(sampler, self.path, predict, self.prior(noise), nfe=nfe, grid=grid,
-                           generator=generator, **options)
+        x_init = self.prior(noise) if start is None else start
+        return run_sampler(sampler, self.path, predict, x_init, nfe=nfe, grid=grid, generator=generator, t_max=t_max,
+                           **options)
 
     def sample(self, net, noise, sampler: str | None = None, nfe: int | None = None, cond=None,
                guidance: float = 1.0, generator=None, **options) -> torch.Tensor:

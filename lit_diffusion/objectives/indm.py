@@ -61,6 +61,8 @@ class INDM(DiffusionObjective):
     # is 0.34 against 2.72 with Euler@100, whose ODE needs the likelihood-weighted eps at high noise too precisely
     default_sampler = "ddpm"
     default_nfe = 100
+    edit_refusal = ("INDM samples z = g(x) in its flow's latent space, so its predictions are of z, not of the "
+                    "pixels an edit keeps or noises")
 
     def __init__(self, prediction: str = "eps", beta_min: float = 0.1, beta_max: float = 20.0, t_min: float = 1e-5,
                  importance_sampling: bool = True, dequantize_bins: int | None = None, label_dropout: float = 0.0,

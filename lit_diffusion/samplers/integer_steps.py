@@ -79,12 +79,14 @@ def step_indices(spacing: str, steps: int, num_steps: int) -> list[int]:
 
 
 def integer_step_grid(spacing: str, steps: int, path, t_max: float = 1.0) -> torch.Tensor:
-    """A (steps + 1,) float64 grid t = (k + 1) / T at the chosen indices, then 0 (the clean data)."""
+    """A (steps + 1,) float64 grid t = (k + 1) / T at the chosen indices, then 0 (the clean data). t_max < 1 (a
+    partial trajectory, as SDEdit's) must be a step n0 / T: the spacing is then that of the chain's first n0 steps."""
     num_steps = path.num_steps
-    if t_max != 1.0:
-        raise ValueError(f"timestep spacing {spacing!r} starts from the model's last step (t_max = 1, got {t_max}); "
-                         f"give a continuous grid such as 'uniform' for a partial trajectory")
-    indices = step_indices(spacing, steps, num_steps)
+    top = round(t_max * num_steps)
+    if not 1 <= top <= num_steps or abs(t_max * num_steps - top) > 1e-6:
+        raise ValueError(f"a discrete-time model of T = {num_steps} steps starts a trajectory at one of its steps "
+                         f"n / T: t0 = {t_max} is not one (e.g. {max(top, 1) / num_steps:g})")
+    indices = step_indices(spacing, steps, top)
     if len(indices) != steps:  # only the linspace of N > T would repeat an index; refused above
         raise ValueError(f"timestep spacing {spacing!r} gives {len(indices)} distinct steps, not {steps}")
     n = torch.tensor(indices, dtype=torch.float64) + 1.0
