@@ -7,6 +7,7 @@ ranks' partitions. Two things that format leaves out are put back here, from the
 - frozen parameters (the EMA's shadow model, training/ema.py): the universal load skips the module state, so
   they would stay at their initial values;
 - buffers (the EMA's update count): the same.
+(ZeRO-3's universal load, deepspeedai/DeepSpeed#5475, restores the optimised parameters only.)
 Both are read whole with DeepSpeed's zero_to_fp32 merge and cut into this rank's partitions (distributed/shards).
 
 The universal copy is written once, by rank 0, beside the partitions in the same checkpoint folder (tag

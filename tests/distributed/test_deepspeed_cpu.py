@@ -1,6 +1,7 @@
 """DeepSpeed ZeRO-2 and ZeRO-3 executed through `lit-diffusion fit` on 2 CPU ranks (the *_cpu presets: DeepSpeed's
-CPU accelerator, gloo), against DDP on the same global batch; a ZeRO-3 folder resumed, refused on another world
-size, and read as one checkpoint by the tools; and the presets this machine cannot run, refused in one line."""
+CPU accelerator, gloo), against DDP on the same global batch; a ZeRO-3 folder resumed on the same world size and
+on another one (DeepSpeed's universal checkpoint), and read as one checkpoint by the tools; post-hoc EMA snapshots
+under ZeRO-3; and the presets this machine cannot run, refused in one line."""
 from __future__ import annotations
 
 import importlib.util

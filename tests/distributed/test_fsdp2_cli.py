@@ -17,7 +17,9 @@ What is compared, and why not more (tolerances in float32):
   run's samples. The result is not bitwise: the new rank draws its noise from its own generator (the saved
   run's rank 1 draws are not replayed on rank 0) and the gradient is one mean over 16 instead of a mean of two
   means over 8. Checked: the run continues at the right step and epoch position, its saved stream state is the
-  uninterrupted run's, and it stays near it (max |weight difference| < 10 x steps x lr)."""
+  uninterrupted run's, and it stays near it (max |weight difference| < 10 x steps x lr).
+- Post-hoc EMA snapshots (EDM2) under FSDP2 equal DDP's, continue bitwise from a sharded checkpoint, and
+  continue across 2 -> 1 -> 2 ranks; `lit-diffusion ema` reads them."""
 from __future__ import annotations
 
 import os
