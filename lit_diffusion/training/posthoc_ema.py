@@ -144,8 +144,8 @@ class PostHocEMASnapshots(Callback):
         self.num_updates += 1
         params = self._parameters(module)
         names = list(self.shadows[0])  # every profile averages the same parameters
-        self.bank.update([[shadow[n] for n in names] for shadow in self.shadows],
-                         [local_shard(params[n]).detach() for n in names], self.num_updates)  # cast to float32 by the bank
+        self.bank.update([[shadow[n] for n in names] for shadow in self.shadows],  # cast to float32 by the bank
+                         [local_shard(params[n]).detach() for n in names], self.num_updates)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step == self._last_step:  # no optimiser step in this batch (gradient accumulation)

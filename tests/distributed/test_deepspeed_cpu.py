@@ -110,6 +110,23 @@ def test_zero3_folder_resumes_on_another_world_size_through_the_universal_checkp
     step2 = weights(next((runs / "zero3" / "checkpoints").glob("*step=2*")))
     assert max_difference(a, step2, "backbone.") > 1e-4  # it trained on from step 2
 
+
+@needs_deepspeed
+@pytest.mark.slow
+def test_zero3_folder_that_does_not_convert_is_refused_in_one_line(runs, digits_shards, tmp_path):
+    root = tmp_path / "torn"
+    shutil.copytree(runs / "zero3", root)
+    for torn in (root / "checkpoints").glob("*/checkpoint/zero_pp_rank_1_mp_rank_00_optim_states.pt"):
+        torn.unlink()  # rank 1's optimiser partition lost: DeepSpeed's converter cannot rebuild the parameters
+    done = run_fit(root, digits_shards, "deepspeed_stage_3_cpu", 1, STEPS + 2, "--data.batch_size", "32",
+                   "--ckpt_path", "last", check=False)
+    assert done.returncode != 0
+    message = [line for line in done.stderr.splitlines() if "written by DeepSpeed ZeRO-3 on 2 rank(s)" in line]
+    assert message and "universal checkpoint failed" in message[0], done.stderr[-2000:]
+    assert "resume with 2 rank(s)" in message[0] and "--model.init_from" in message[0]
+    assert "Traceback" not in done.stderr
+
+
 def _snapshot(root, name: str) -> dict:
     from safetensors.torch import load_file
 
