@@ -1,21 +1,24 @@
-"""The DeepSpeed strategy of the `deepspeed_stage_*` presets: Lightning's DeepSpeedStrategy, plus a check before
-a ZeRO-3 resume that the folder was written on as many ranks as resume it.
+"""The DeepSpeed strategy of the `deepspeed_stage_*` presets: Lightning's DeepSpeedStrategy, plus a ZeRO-3 resume
+on another world size through DeepSpeed's universal checkpoint.
 
 Why: DeepSpeed (0.19) restores a ZeRO-3 folder by copying each rank's saved partitions into the rank of the
 same number: the optimiser's flat partitions and, for frozen parameters such as the EMA's shadow model
 (training/ema.py), their saved fragments. On another world size the slices differ in length and the load fails
 deep inside DeepSpeed ("The size of tensor a (256) must match the size of tensor b (128)", engine.py's
-load_module_state_dict), after the processes started. DeepSpeed re-partitions only its "universal" checkpoint
-format (deepspeed.checkpoint.ds_to_universal), which this project does not write. So the check says so first,
-with the ways on: resume on the saved number of ranks, or start from the folder's consolidated weights
-(`--model.init_from FOLDER`, read through runs/deepspeed_folder.py)."""
+load_module_state_dict). DeepSpeed re-partitions only its "universal" format, so a resume on another rank count
+converts the folder to it first (once, rank 0) and loads that (distributed/deepspeed_universal.py, which also
+puts back the frozen parameters and buffers the universal load leaves out). Where the conversion fails, the
+refusal says so in one line with the other way on: start from the folder's weights (`--model.init_from FOLDER`,
+read through runs/deepspeed_folder.py)."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
 from lightning.pytorch.strategies import DeepSpeedStrategy
 
+log = logging.getLogger("lit_diffusion.distributed")
 
 
 def saved_world_size(folder: str | Path) -> int | None:
@@ -31,8 +34,8 @@ def saved_world_size(folder: str | Path) -> int | None:
 
 
 class ZeroStrategy(DeepSpeedStrategy):
-    """DeepSpeedStrategy that refuses, in one line, a ZeRO-3 resume on another world size, and steps the model's
-    own optimiser on offloaded state."""
+    """DeepSpeedStrategy that resumes a ZeRO-3 folder on another world size (DeepSpeed's universal checkpoint), and
+    steps the model's own optimiser on offloaded state."""
 
     strategy_name = "lit_diffusion_deepspeed"
 
@@ -45,9 +48,29 @@ class ZeroStrategy(DeepSpeedStrategy):
 
     def load_checkpoint(self, checkpoint_path, weights_only=None):
         saved = saved_world_size(checkpoint_path) if self.zero_stage_3 else None
-        if saved is not None and saved != self.world_size:
+        if saved is None or saved == self.world_size:
+            return super().load_checkpoint(checkpoint_path, weights_only)
+        from lit_diffusion.distributed.deepspeed_universal import restore_frozen_and_buffers, write_universal
+
+        failure = [None]
+        if self.is_global_zero:
+            try:
+                write_universal(checkpoint_path)
+            except Exception as error:  # DeepSpeed's converter: any failure is reported in one line below
+                failure[0] = f"{type(error).__name__}: {error}"
+        failure = self.broadcast(failure)
+        if failure[0] is not None:
             raise ValueError(  # the user's to change: the CLI reports it in one line
-                f"checkpoint {checkpoint_path} was written by DeepSpeed ZeRO-3 on {saved} rank(s) and this run "
-                f"has {self.world_size}: DeepSpeed resumes ZeRO-3 partitions only on the same number of ranks; "
-                f"resume with {saved} rank(s), or start from its weights with --model.init_from {checkpoint_path}")
-        return super().load_checkpoint(checkpoint_path, weights_only)
+                f"checkpoint {checkpoint_path} was written by DeepSpeed ZeRO-3 on {saved} rank(s) and this run has "
+                f"{self.world_size}; converting it to DeepSpeed's universal checkpoint failed ({failure[0]}): resume "
+                f"with {saved} rank(s), or start from its weights with --model.init_from {checkpoint_path}")
+        config = self.deepspeed_engine._config  # read by the engine's load only; later saves are ordinary
+        config.load_universal_checkpoint = True
+        try:
+            checkpoint = super().load_checkpoint(checkpoint_path, weights_only)
+        finally:
+            config.load_universal_checkpoint = False
+        restore_frozen_and_buffers(self.deepspeed_engine.module, checkpoint_path)
+        log.info("resumed a ZeRO-3 checkpoint written on %d rank(s) on %d through DeepSpeed's universal checkpoint "
+                 "(%s)", saved, self.world_size, Path(checkpoint_path) / "universal")
+        return checkpoint

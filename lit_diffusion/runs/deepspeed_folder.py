@@ -11,8 +11,9 @@ partitions by DeepSpeed's own zero_to_fp32 utilities (float32, the trained param
 master copy, the frozen ones, such as the EMA's shadow, from their saved fragments). This runs in one process
 without torch.distributed, so `sample`, `compare` and `--model.init_from` read a folder as they read a file, and
 `consolidate` writes it once as a file (with its content hash) for tools that have no DeepSpeed installed.
-Resuming a folder stays DeepSpeed's (the same --trainer.strategy; under ZeRO-3 on the same number of ranks only,
-distributed/deepspeed_zero.py says why; on another number, start from its weights with --model.init_from)."""
+Resuming a folder stays DeepSpeed's (the same --trainer.strategy; a ZeRO-3 folder on another number of ranks goes
+through DeepSpeed's universal checkpoint, written beside the partitions under `universal/`:
+distributed/deepspeed_universal.py)."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -18,8 +18,8 @@ import torch
 
 from lit_diffusion.backbones.autoencoders.kl_autoencoder import KLAutoencoder, kl_to_standard_normal
 from lit_diffusion.generation.latents import AUTOENCODER_CKPT_KEY
-from lit_diffusion.generation.noise import SEED_STRIDE
 from lit_diffusion.training.bookkeeping import RunBookkeeping, restore_counts, stop_at_image_budget
+from lit_diffusion.training.noise_generators import rank_generator, save_noise_states, saved_noise_state
 from lit_diffusion.training.schedule import LRSchedule
 
 PREVIEW_IMAGES = 32  # originals and their reconstructions in a preview grid
@@ -72,11 +72,9 @@ class AutoencoderModule(pl.LightningModule):
 
     def _generator(self) -> torch.Generator:
         if self.noise_generator is None or self.noise_generator.device != self.device:
-            g = torch.Generator(device=self.device).manual_seed(self.seed * SEED_STRIDE + self.global_rank)
-            if self._pending_generator_state is not None:
-                g.set_state(self._pending_generator_state)
-                self._pending_generator_state = None
-            self.noise_generator = g
+            self.noise_generator = rank_generator(self.device, self.seed, self.global_rank,
+                                                  self._pending_generator_state)
+            self._pending_generator_state = None
         return self.noise_generator
 
     def losses(self, x: torch.Tensor, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
@@ -130,7 +128,7 @@ class AutoencoderModule(pl.LightningModule):
             checkpoint["model_spec"] = self.model_spec
         if self.sample_shape is not None:
             checkpoint["sample_shape"] = list(self.sample_shape)
-        checkpoint["noise_generator"] = self._generator().get_state()
+        save_noise_states(checkpoint, self._generator())  # every rank's state: rank r resumes its own draws
         checkpoint[AUTOENCODER_CKPT_KEY] = self.autoencoder_record()
 
     def on_load_checkpoint(self, checkpoint):
@@ -138,5 +136,5 @@ class AutoencoderModule(pl.LightningModule):
         self.model_spec = checkpoint.get("model_spec", self.model_spec)
         if checkpoint.get("sample_shape") is not None:
             self.sample_shape = tuple(checkpoint["sample_shape"])
-        self._pending_generator_state = checkpoint.get("noise_generator")
+        self._pending_generator_state = saved_noise_state(checkpoint, self.global_rank, self.seed)
         self.noise_generator = None

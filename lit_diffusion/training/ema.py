@@ -10,6 +10,7 @@ import math
 import torch
 from torch import nn
 
+from lit_diffusion.distributed.shards import local_shard as _local  # the rank's shard of a parameter
 from lit_diffusion.training.ema_bank import DecayProfile, EMABank
 
 
@@ -26,15 +27,6 @@ def gamma_from_sigma_rel(sigma_rel: float) -> float:
         mid = math.sqrt(lo * hi)
         lo, hi = (mid, hi) if sigma(mid) > sigma_rel else (lo, mid)
     return math.sqrt(lo * hi)
-
-
-def _local(tensor: torch.Tensor) -> torch.Tensor:
-    """The rank-local shard of a DTensor (FSDP2 parameter) or of a DeepSpeed ZeRO-3 parameter (its `ds_tensor`,
-    this rank's slice of the flattened, padded parameter; `.data` is empty between gathers), the tensor itself
-    otherwise."""
-    if hasattr(tensor, "ds_tensor"):
-        return tensor.ds_tensor
-    return tensor.to_local() if hasattr(tensor, "to_local") else tensor
 
 
 class EMA(nn.Module):

@@ -20,7 +20,7 @@ def export_base(run: RunDirectory, ckpt: str | None, out: str | Path) -> Path:
     """The checkpoint to copy (`ckpt`, default the run's last), checked to exist; `out` must not lie in the run's
     checkpoint folder, where a resume would pick it up."""
     base = Path(ckpt) if ckpt is not None else run.last_checkpoint
-    if not base.is_file():
+    if not base.exists():  # a file, or a sharded folder (FSDP2, DeepSpeed) that the door reads as one
         raise FileNotFoundError(f"checkpoint {base} does not exist; pass --ckpt FILE (a checkpoint of this run)")
     if Path(out).resolve().parent == run.checkpoints.resolve():
         raise ValueError(f"--out {out} is in {run.checkpoints}, where `fit --ckpt_path last` would resume from it; "

@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 from lit_diffusion.data.latent_space import LatentSpace
-from lit_diffusion.generation.noise import SEED_STRIDE
 from lit_diffusion.objectives.base import DiffusionObjective
 from lit_diffusion.runs import open_checkpoint
 from lit_diffusion.runs.file_format import expect_kind
@@ -17,8 +16,8 @@ from lit_diffusion.training.bookkeeping import (RunBookkeeping, image_budget_rea
                                                 stop_at_image_budget)
 from lit_diffusion.training.ema import EMA
 from lit_diffusion.training.flops import training_step_probe
+from lit_diffusion.training.noise_generators import rank_generator, save_noise_states, saved_noise_state
 from lit_diffusion.training.schedule import LRSchedule
-from lit_diffusion.distributed.process import process_group
 from lit_diffusion.distributed.throughput import Throughput
 
 LOSS_BINS = 10  # the loss is also logged in 10 equal bins of t
@@ -204,15 +203,9 @@ class DiffusionModule(pl.LightningModule):
 
     def _generator(self) -> torch.Generator:
         if self.noise_generator is None or self.noise_generator.device != self.device:
-            g = torch.Generator(device=self.device)
-            g.manual_seed(self.seed * SEED_STRIDE + self.global_rank)
-            pending = self._pending_generator_state
-            if isinstance(pending, int):  # a rank the saved run did not have: a stream of its own
-                g.manual_seed(pending)
-            elif pending is not None:
-                g.set_state(pending)
+            self.noise_generator = rank_generator(self.device, self.seed, self.global_rank,
+                                                  self._pending_generator_state)
             self._pending_generator_state = None
-            self.noise_generator = g
         return self.noise_generator
 
     # -- training ------------------------------------------------------------------------------------
@@ -317,8 +310,7 @@ class DiffusionModule(pl.LightningModule):
         if self.sample_shape is not None:
             checkpoint["sample_shape"] = list(self.sample_shape)
         checkpoint["image_data"] = self.image_data
-        checkpoint["noise_generator"] = self._generator().get_state()
-        checkpoint["noise_generators"] = _every_rank(checkpoint["noise_generator"])  # rank r resumes its own draws
+        save_noise_states(checkpoint, self._generator())  # rank r resumes its own draws
         checkpoint["torch_rng"] = torch.get_rng_state()
         if torch.cuda.is_available():
             checkpoint["cuda_rng"] = torch.cuda.get_rng_state_all()
@@ -334,7 +326,7 @@ class DiffusionModule(pl.LightningModule):
         if checkpoint.get("sample_shape") is not None:
             self.sample_shape = tuple(checkpoint["sample_shape"])
         self.image_data = bool(checkpoint.get("image_data", False))  # older checkpoints: unknown, so no threshold
-        self._pending_generator_state = _saved_noise_state(checkpoint, self.global_rank, self.seed)
+        self._pending_generator_state = saved_noise_state(checkpoint, self.global_rank, self.seed)
         self.noise_generator = None
         # restored at the first batch, not now: creating the data-loader iterator draws a base seed from the
         # global RNG after this, which the uninterrupted run drew before the stored state (dropout would drift)
@@ -366,25 +358,3 @@ class DiffusionModule(pl.LightningModule):
         net = self.ema.shadow if use_ema else self.backbone
         return self.objective.sample(net, noise, **sample_kwargs)
 
-
-def _every_rank(state: torch.Tensor) -> list[torch.Tensor]:
-    """Every rank's `state`, in rank order (a collective: every rank saves the checkpoint together)."""
-    group = process_group()
-    if group is None:
-        return [state]
-    states = [None] * group[1]
-    torch.distributed.all_gather_object(states, state.cpu())
-    return states
-
-
-def _saved_noise_state(checkpoint: dict, rank: int, seed: int):
-    """This rank's noise generator state from a checkpoint: its own; for a rank the saved run did not have
-    (resumed on more ranks) a seed of its own from (seed, rank, step), never a copy of another rank's draws."""
-    states = checkpoint.get("noise_generators")
-    if states is None:
-        return checkpoint.get("noise_generator")  # older checkpoints: rank 0's only
-    if rank < len(states):
-        return states[rank]
-    import numpy as np
-
-    return int(np.random.SeedSequence([seed, rank, int(checkpoint.get("global_step", 0))]).generate_state(1)[0])

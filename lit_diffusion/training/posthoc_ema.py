@@ -21,6 +21,7 @@ from lightning.pytorch.callbacks import Callback
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from lit_diffusion.distributed.shards import gather_whole, local_shard, shard_of
 from lit_diffusion.runs import RunDirectory
 from lit_diffusion.training.ema import gamma_from_sigma_rel
 from lit_diffusion.training.ema_bank import DecayProfile, EMABank
@@ -37,8 +38,12 @@ class PostHocEMASnapshots(Callback):
     Each snapshot step costs len(sigma_rels) x (backbone parameters x 4 bytes) on disk, and the callback holds
     len(sigma_rels) float32 copies of the parameters in device memory. The EMAs are saved in the checkpoint,
     so a resumed run continues the same profiles; snapshots written after the resumed step (by a run killed
-    before its next checkpoint) are deleted at the start. Needs the whole backbone on each rank (one device or
-    DDP); FSDP- or DeepSpeed-sharded parameters are refused.
+    before its next checkpoint) are deleted at the start.
+
+    Under FSDP2 and DeepSpeed ZeRO-3 each rank holds and averages only its shards of the profiles (the averaging
+    is elementwise, so this is exact); a snapshot and the checkpoint state gather them whole on every rank
+    (distributed/shards.py), so snapshots and checkpoints read the same under every strategy and a resume
+    on another world size re-shards the profiles.
 
     Args:
         sigma_rels: the stored profiles' widths relative to training length (EDM2 stores 0.05 and 0.10).
@@ -61,13 +66,20 @@ class PostHocEMASnapshots(Callback):
         self._saved_sigma_rels: list | None = None  # what a resumed checkpoint tracked, under another state key
         self._last_step = -1
         self._written_step = -1
+        self._params: dict[str, torch.Tensor] | None = None  # the backbone's parameters (sharded or not), by name
 
     @property
     def state_key(self) -> str:
         return self._generate_state_key(sigma_rels=self.sigma_rels)
 
     def state_dict(self) -> dict:
-        return {"sigma_rels": self.sigma_rels, "num_updates": self.num_updates, "shadows": self.shadows}
+        # whole tensors under every strategy (a collective where sharded: every rank saves the checkpoint together)
+        return {"sigma_rels": self.sigma_rels, "num_updates": self.num_updates, "shadows": self._whole_shadows()}
+
+    def _whole_shadows(self) -> list[dict[str, torch.Tensor]] | None:
+        if self.shadows is None or self._params is None:
+            return self.shadows
+        return [{n: gather_whole(self._params[n], v) for n, v in shadow.items()} for shadow in self.shadows]
 
     def load_state_dict(self, state_dict: dict) -> None:
         self._loaded = state_dict  # applied at on_train_start, once the backbone is on its device
@@ -81,19 +93,15 @@ class PostHocEMASnapshots(Callback):
 
     @staticmethod
     def _parameters(module: pl.LightningModule) -> dict[str, torch.Tensor]:
-        named = dict(module.backbone.named_parameters(remove_duplicate=False))
-        for name, p in named.items():
-            if hasattr(p, "to_local") or hasattr(p, "ds_id"):
-                raise ValueError(f"PostHocEMASnapshots: parameter {name} is sharded (FSDP/DeepSpeed); post-hoc EMA "
-                                 "snapshots need the whole backbone on each rank: use a single device or DDP")
-        return named
+        return dict(module.backbone.named_parameters(remove_duplicate=False))
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         params = self._parameters(pl_module)
         unnamed = sorted(set(params) - set(pl_module.backbone.state_dict()))
         if unnamed:  # wrapped (flattened) parameters: a snapshot would hold raw weights under their names
             raise ValueError(f"PostHocEMASnapshots: parameters {unnamed[:3]} are not in the backbone's state_dict "
-                             "(a wrapping strategy flattened them); use a single device or DDP")
+                             "(a wrapping strategy flattened them); use DDP, FSDP2 or DeepSpeed")
+        self._params = params
         self._last_step = self._written_step = trainer.global_step
         loaded, self._loaded = self._loaded, None
         if loaded is not None and loaded.get("shadows") is not None:
@@ -101,8 +109,9 @@ class PostHocEMASnapshots(Callback):
                 raise ValueError(f"PostHocEMASnapshots: the checkpoint tracked sigma_rels {loaded['sigma_rels']}, "
                                  f"this run asks for {self.sigma_rels}; resume with the same sigma_rels")
             self.num_updates = int(loaded["num_updates"])
-            self.shadows = [{n: v.to(params[n].device, torch.float32) for n, v in shadow.items()}
-                            for shadow in loaded["shadows"]]
+            # whole tensors from any world size, cut into this rank's shards
+            self.shadows = [{n: shard_of(params[n], v.to(torch.float32)).to(local_shard(params[n]).device).clone()
+                             for n, v in shadow.items()} for shadow in loaded["shadows"]]
         elif self.shadows is None:
             if trainer.global_step > 0 and self._saved_sigma_rels is not None:
                 # refused, not accepted: a profile averages from step 0 and no new one can start mid-run, while any
@@ -117,7 +126,7 @@ class PostHocEMASnapshots(Callback):
                                  "without post-hoc EMA state, but the profiles average from step 0; start a new run "
                                  "with the callback, or resume without it")
             self.num_updates = 0
-            self.shadows = [{n: p.detach().to(torch.float32).clone() for n, p in params.items()}
+            self.shadows = [{n: local_shard(p).detach().to(torch.float32).clone() for n, p in params.items()}
                             for _ in self.sigma_rels]
         if trainer.is_global_zero:
             self._drop_snapshots_after(RunDirectory(trainer.default_root_dir), trainer.global_step)
@@ -135,8 +144,8 @@ class PostHocEMASnapshots(Callback):
         self.num_updates += 1
         params = self._parameters(module)
         names = list(self.shadows[0])  # every profile averages the same parameters
-        self.bank.update([[shadow[n] for n in names] for shadow in self.shadows],
-                         [params[n].detach() for n in names], self.num_updates)  # cast to float32 by the bank
+        self.bank.update([[shadow[n] for n in names] for shadow in self.shadows],  # cast to float32 by the bank
+                         [local_shard(params[n]).detach() for n in names], self.num_updates)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step == self._last_step:  # no optimiser step in this batch (gradient accumulation)
@@ -152,12 +161,13 @@ class PostHocEMASnapshots(Callback):
 
     def _write(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self._written_step = trainer.global_step
+        shadows = self._whole_shadows()  # every rank takes part in the gathers
         if not trainer.is_global_zero:
             return
         run = RunDirectory(trainer.default_root_dir)
         run.ema_snapshots.mkdir(parents=True, exist_ok=True)
-        state = module.backbone.state_dict()
-        for sigma_rel, gamma, shadow in zip(self.sigma_rels, self.gammas, self.shadows):
+        state = module.backbone.state_dict()  # for the buffers (never sharded) and the key order
+        for sigma_rel, gamma, shadow in zip(self.sigma_rels, self.gammas, shadows):
             tensors = {k: (shadow[k] if k in shadow else v).detach().cpu().clone().contiguous() for k, v in state.items()}
             metadata = {"format": FORMAT, "sigma_rel": repr(sigma_rel), "gamma": repr(gamma),
                         "num_updates": str(self.num_updates), "global_step": str(trainer.global_step),

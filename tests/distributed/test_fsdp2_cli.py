@@ -17,7 +17,9 @@ What is compared, and why not more (tolerances in float32):
   run's samples. The result is not bitwise: the new rank draws its noise from its own generator (the saved
   run's rank 1 draws are not replayed on rank 0) and the gradient is one mean over 16 instead of a mean of two
   means over 8. Checked: the run continues at the right step and epoch position, its saved stream state is the
-  uninterrupted run's, and it stays near it (max |weight difference| < 10 x steps x lr)."""
+  uninterrupted run's, and it stays near it (max |weight difference| < 10 x steps x lr).
+- Post-hoc EMA snapshots (EDM2) under FSDP2 equal DDP's, continue bitwise from a sharded checkpoint, and
+  continue across 2 -> 1 -> 2 ranks; `lit-diffusion ema` reads them."""
 from __future__ import annotations
 
 import os
@@ -34,6 +36,9 @@ REPO = Path(__file__).resolve().parents[2]
 EXPERIMENTS = REPO / "experiments"
 LR, STEPS = 1e-3, 4
 FP32_ATOL = 1e-5
+# post-hoc EMA snapshots (EDM2 profiles 0.05 and 0.10) every 2 steps, in the runs that compare them
+POSTHOC = ("--trainer.callbacks+=lit_diffusion.training.posthoc_ema.PostHocEMASnapshots",
+           "--trainer.callbacks.every_n_steps=2")
 
 
 def fit(root: Path, shards: Path, strategy: str, devices: int, batch: int, max_steps: int, *extra: str) -> str:
@@ -90,17 +95,17 @@ def runs(tmp_path_factory):
     assert cli_main(["data", "build", "digits", "--out", str(shards), "--resolution", "16", "--no-progress",
                      "--workers", "0", "--overwrite"]) == 0
     logs = {}
-    logs["ddp"] = fit(base / "ddp", shards, "ddp", 2, 8, STEPS)
-    logs["fsdp2"] = fit(base / "fsdp2", shards, "fsdp2", 2, 8, STEPS)
-    logs["sharded"] = fit(base / "sharded", shards, "fsdp2", 2, 8, 2, "--distributed.state_dict", "sharded")
+    logs["ddp"] = fit(base / "ddp", shards, "ddp", 2, 8, STEPS, *POSTHOC)
+    logs["fsdp2"] = fit(base / "fsdp2", shards, "fsdp2", 2, 8, STEPS, *POSTHOC)
+    logs["sharded"] = fit(base / "sharded", shards, "fsdp2", 2, 8, 2, "--distributed.state_dict", "sharded", *POSTHOC)
     shutil.copytree(base / "sharded", base / "sharded_one_rank")
     logs["sharded_to_one"] = fit(base / "sharded_one_rank", shards, "fsdp2", 1, 16, STEPS, "--distributed.state_dict",
                                  "sharded", "--ckpt_path", "last")  # DCP reshards 2 -> 1 on load
     logs["sharded_resumed"] = fit(base / "sharded", shards, "fsdp2", 2, 8, STEPS, "--distributed.state_dict", "sharded",
-                                  "--ckpt_path", "last")
+                                  "--ckpt_path", "last", *POSTHOC)
     one = keep_up_to(base / "fsdp2", base / "one_rank", 2)
-    logs["to_one"] = fit(one, shards, "auto", 1, 16, STEPS, "--ckpt_path", "last")
-    logs["back_to_two"] = fit(one, shards, "fsdp2", 2, 8, STEPS + 2, "--ckpt_path", "last")
+    logs["to_one"] = fit(one, shards, "auto", 1, 16, STEPS, "--ckpt_path", "last", *POSTHOC)
+    logs["back_to_two"] = fit(one, shards, "fsdp2", 2, 8, STEPS + 2, "--ckpt_path", "last", *POSTHOC)
     return base, logs
 
 
@@ -182,3 +187,46 @@ def test_two_ranks_resume_on_one_and_back_on_two(runs):
     assert back["ShardDataModule"]["rest"]["offset"] == 4 * 16
     assert len(back["noise_generators"]) == 2
     assert not torch.equal(back["noise_generators"][0], back["noise_generators"][1])  # rank 1 draws its own noise
+
+
+def snapshots(root: Path) -> dict[str, dict[str, torch.Tensor]]:
+    from safetensors.torch import load_file
+
+    found = sorted(Path(root, "ema_snapshots").glob("*.safetensors"))
+    return {p.name: load_file(str(p)) for p in found}
+
+
+def test_posthoc_ema_snapshots_under_fsdp2_equal_ddps(runs):
+    """The profiles are averaged shard by shard and gathered whole for each snapshot: the files equal DDP's."""
+    base, _ = runs
+    ddp, fsdp = snapshots(base / "ddp"), snapshots(base / "fsdp2")
+    assert len(ddp) == 4 and ddp.keys() == fsdp.keys()  # steps 2 and 4, sigma_rel 0.05 and 0.10
+    difference = max(max_difference(ddp[name], fsdp[name]) for name in ddp)
+    print(f"post-hoc EMA snapshots, FSDP2 vs DDP, max |difference| {difference:.3g}")
+    assert difference < FP32_ATOL
+    at_4 = fsdp["step_0000004-sigma_rel_0.0500.safetensors"]
+    assert max_difference(at_4, fsdp["step_0000002-sigma_rel_0.0500.safetensors"]) > 100 * FP32_ATOL  # they move
+    # the reconstruction through `lit-diffusion ema` reads them as it reads a one-device run's
+    from lit_diffusion.cli import main as cli_main
+    from lit_diffusion.training.posthoc_ema import reconstruct_ema
+
+    out = base / "fsdp2_ema_0.08.ckpt"
+    assert cli_main(["ema", str(base / "fsdp2"), "--sigma_rel", "0.08", "--out", str(out)]) == 0
+    exported = {k.removeprefix("ema.shadow."): v for k, v in torch.load(out, weights_only=False)["state_dict"].items()
+                if k.startswith("ema.shadow.")}
+    assert max_difference(reconstruct_ema(base / "ddp", 0.08).state_dict, exported) < FP32_ATOL
+
+
+def test_posthoc_ema_resumes_sharded_and_on_another_world_size(runs):
+    base, _ = runs
+    # a sharded (DCP) checkpoint resumed on 2 ranks continues the profiles bitwise
+    resumed, straight = snapshots(base / "sharded"), snapshots(base / "fsdp2")
+    assert resumed.keys() == straight.keys()
+    assert max(max_difference(resumed[n], straight[n]) for n in straight) == 0.0
+    # 2 -> 1 -> 2 ranks: the whole profiles saved by 2 FSDP2 ranks continue on 1 process, then are cut into
+    # shards again; they stay near the uninterrupted run's (the weights they average are not bitwise, above)
+    moved = snapshots(base / "one_rank")
+    assert {"step_0000004-sigma_rel_0.0500.safetensors", "step_0000006-sigma_rel_0.1000.safetensors"} <= moved.keys()
+    difference = max(max_difference(moved[n], straight[n]) for n in straight)
+    print(f"post-hoc EMA after 2 -> 1 rank resume vs uninterrupted, max |difference| {difference:.3g}")
+    assert difference < 10 * STEPS * LR

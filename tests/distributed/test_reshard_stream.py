@@ -89,3 +89,19 @@ def test_a_per_rank_batch_change_alone_is_refused(digits_shards, two_ranks):
     dm.load_state_dict(state)
     with pytest.raises(ValueError, match=r"layout changed \(--data.batch_size: saved 8, now 16\)"):
         next(iter(dm.train_epoch()))
+
+
+def test_one_process_sees_the_ranks_global_batch_only_when_an_epoch_is_one_step(digits_shards):
+    """docs/scaling.md, one process against 2 ranks: rank r reads its own contiguous range of the epoch, so the
+    global batch of 2 ranks x 8 holds the one process's 16 samples only when the epoch is that one batch."""
+    def first_keys(world, batch, samples_per_epoch):
+        keys = []
+        for rank in range(world):
+            dm = ShardDataModule(str(digits_shards), batch_size=batch, num_workers=0, shuffle_buffer=32, hflip=True,
+                                 samples_per_epoch=samples_per_epoch, seed=5, rank=rank, world_size=world)
+            keys += list(next(iter(dm.train_epoch()))["key"])
+        return keys
+
+    one, two = first_keys(1, 16, 16), first_keys(2, 8, 16)
+    assert sorted(one) == sorted(two) and len(set(one)) == 16
+    assert len(set(first_keys(1, 16, 192)) & set(first_keys(2, 8, 192))) < 16  # 12 steps per epoch: other samples
