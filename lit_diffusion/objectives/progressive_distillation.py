@@ -49,7 +49,9 @@ class ProgressiveDistillation(DiffusionObjective):
         super().__init__(VPCosinePath(), QuantityParameterisation("v"), DiscreteUniformTime(self.student_steps),
                          UniformWeighting(), label_dropout, null_label)
         self.teacher_steps, self.default_nfe = teacher_steps, self.student_steps
-        self.teacher, self.teacher_net = teacher, teacher_net.requires_grad_(False).eval()
+        if isinstance(teacher_net, torch.nn.Module):
+            teacher_net = teacher_net.requires_grad_(False).eval()
+        self.teacher, self.teacher_net = teacher, teacher_net
 
     def distillation_target(self, x_t: torch.Tensor, t: torch.Tensor, cond=None) -> torch.Tensor:
         """x~ of Alg. 2 from the teacher's two DDIM steps t -> t' -> t''; t (B,) on the student's grid."""

@@ -111,3 +111,16 @@ def test_a_backbone_without_the_step_size_input_is_named():
     from lit_diffusion.backbones import MLP
     with pytest.raises(ValueError, match="ShortcutModel needs a backbone with the second time input"):
         ShortcutModel().loss(MLP(2, 16, 1), torch.randn(8, 2))
+
+
+def test_reported_nfe_is_the_number_of_network_calls():
+    calls = []
+
+    def counting(z, t, cond=None, r=None):
+        calls.append(1)
+        return exact_shortcut_net(z, t, cond, r)
+
+    for steps in (1, 2, 4, 8):
+        calls.clear()
+        assert ShortcutModel(max_steps=8).sample_with_info(counting, torch.randn(4, 2, dtype=torch.float64),
+                                                           nfe=steps).nfe == len(calls) == steps
