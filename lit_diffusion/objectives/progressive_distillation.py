@@ -20,6 +20,7 @@ import torch
 
 from lit_diffusion.contract import PathCoefficients
 from lit_diffusion.objectives.base import DiffusionObjective, LossOutput, checked_data
+from lit_diffusion.objectives.consistency_tuning import ConsistencyTuning
 from lit_diffusion.objectives.parameterisation import QuantityParameterisation
 from lit_diffusion.objectives.paths import VPCosinePath
 from lit_diffusion.objectives.teacher import translated_predictor
@@ -36,6 +37,8 @@ class ProgressiveDistillation(DiffusionObjective):
     """
 
     default_sampler = "ddim"
+    # the student starts from its teacher's weights (Alg. 2); in a plain loop, with the same named error as ECT's
+    load_pretrained = staticmethod(ConsistencyTuning.load_pretrained)
 
     def __init__(self, teacher: DiffusionObjective, teacher_net: torch.nn.Module, teacher_steps: int,
                  label_dropout: float = 0.0, null_label: int | None = None):
