@@ -45,7 +45,7 @@ class ProgressiveDistillation(DiffusionObjective):
         if not isinstance(teacher, DiffusionObjective):
             raise TypeError(f"ProgressiveDistillation: teacher must be a lit_diffusion objective, got "
                             f"{type(teacher).__name__}")
-        if not isinstance(teacher_steps, int) or isinstance(teacher_steps, bool) or teacher_steps < 2 or teacher_steps % 2:
+        if isinstance(teacher_steps, bool) or not isinstance(teacher_steps, int) or teacher_steps < 2 or teacher_steps % 2:
             raise ValueError(f"ProgressiveDistillation: teacher_steps must be an even integer >= 2 (the student "
                              f"learns teacher_steps / 2), got {teacher_steps!r}")
         self.student_steps = teacher_steps // 2

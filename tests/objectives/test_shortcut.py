@@ -5,9 +5,15 @@ self-consistency target; the one exception is the smallest level, whose half ste
 (two Euler steps of the exact velocity)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
+from lit_diffusion.cli import main as cli_main
 from lit_diffusion.objectives import ShortcutModel, make_objective
 from lit_diffusion.objectives.flow_map_oracle import GaussianFlowMap
 from lit_diffusion.objectives.paths import LinearPath
@@ -91,10 +97,12 @@ def test_a_step_count_the_model_was_not_trained_for_is_refused_by_name(nfe):
 
 
 def test_every_ode_sampler_uses_the_instantaneous_velocity():
-    obj, noise = ShortcutModel(max_steps=8), torch.randn(4000, 2, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    obj = ShortcutModel(max_steps=8)
+    noise = torch.randn(4000, 2, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
     ones = torch.ones(4000, dtype=torch.float64)
     exact = ORACLE.flow(noise, ones, 0 * ones)
-    errors = [float((obj.sample(exact_shortcut_net, noise, sampler="euler", nfe=n) - exact).abs().max()) for n in (64, 256)]
+    errors = [float((obj.sample(exact_shortcut_net, noise, sampler="euler", nfe=n) - exact).abs().max())
+              for n in (64, 256)]
     assert errors[1] < 0.06 and 3.5 < errors[0] / errors[1] < 4.5, errors  # Euler's first order on the exact flow
 
 
@@ -124,3 +132,27 @@ def test_reported_nfe_is_the_number_of_network_calls():
         calls.clear()
         assert ShortcutModel(max_steps=8).sample_with_info(counting, torch.randn(4, 2, dtype=torch.float64),
                                                            nfe=steps).nfe == len(calls) == steps
+
+
+# -- through the real CLI: a tiny fit on the digits, then `sample` at a step count it was trained for, and at one it
+# was not (one line naming the valid step counts, no traceback).
+REPO = Path(__file__).resolve().parents[2]
+EXPERIMENTS = REPO / "experiments"
+
+
+def test_sampling_at_an_untrained_step_size_is_one_line_naming_the_valid_counts(digits_shards, tmp_path):
+    root = tmp_path / "run"
+    assert cli_main(["fit", "-c", str(EXPERIMENTS / "digits/dit.yaml"), "-c", str(EXPERIMENTS / "objectives/shortcut.yaml"),
+                     "--model.backbone.init_args.second_time", "true", "--model.objective.init_args.max_steps", "8",
+                     "--data.train_shards", str(digits_shards), "--data.batch_size", "8", "--data.num_workers", "0",
+                     "--model.max_images", "16", "--trainer.default_root_dir", str(root),
+                     "--trainer.accelerator", "cpu", "--preview_every_n_steps", "0"]) == 0
+    ckpt = root / "checkpoints" / "last.ckpt"
+    assert cli_main(["sample", "--ckpt", str(ckpt), "--nfe", "4", "--num", "2", "--out", str(tmp_path / "ok")]) == 0
+    assert (tmp_path / "ok" / "samples.npz").is_file()
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    bad = subprocess.run([sys.executable, "-m", "lit_diffusion.cli", "sample", "--ckpt", str(ckpt), "--nfe", "3",
+                          "--num", "2", "--out", str(tmp_path / "bad")], capture_output=True, text=True, env=env, cwd=REPO)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr, bad.stderr
+    lines = [line for line in bad.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "3 steps" in lines[0] and "valid step counts: 1, 2, 4, 8" in lines[0], bad.stderr
