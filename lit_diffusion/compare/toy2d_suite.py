@@ -67,6 +67,16 @@ TOY_SUITE: tuple[ToyEntry, ...] = (
              lambda run: {"warmup_steps": run.cfg.steps // 5}, net=JVP_NET, baseline="continuous_consistency (untrained)"),
     ToyEntry("consistency_tuning", "consistency_tuning", CONSISTENCY, lambda run: {"base": run.objectives["flow_matching"]},
              baseline="consistency_tuning (init: flow_matching)", tune_from="flow_matching"),
+    # shortcut models (Frans et al. 2024): the step size d is the second time input
+    ToyEntry("shortcut", "shortcut", (("shortcut", 1), ("shortcut", 2), ("shortcut", 4)), net=ToyNet(True),
+             baseline="shortcut (untrained)"),
+    # progressive distillation (Salimans & Ho 2022): rounds 8 -> 4 -> 2 -> 1 DDIM steps from the DDPM (v, cosine)
+    # run, each student from its teacher's weights, each baseline its teacher at the student's steps
+    *(ToyEntry(f"progressive_distillation ({n // 2})", "progressive_distillation", (("ddim", n // 2),),
+               lambda run, n=n, source=source: {"teacher": run.objectives[source], "teacher_net": run.nets[source],
+                                                "teacher_steps": n},
+               baseline=f"  its teacher at {n // 2}", tune_from=source)
+      for n, source in ((8, "ddpm"), (4, "progressive_distillation (4)"), (2, "progressive_distillation (2)"))),
     # INDM (Kim et al. 2022): a flow around the VP diffusion against the same diffusion with the identity flow
     ToyEntry("indm", "indm", (("euler", 100), ("dpm++2m", 32)), net=ToyNet(flow="vector"), likelihood=True),
     ToyEntry("linear diffusion (indm, identity flow)", "indm", (("euler", 100), ("dpm++2m", 32)),

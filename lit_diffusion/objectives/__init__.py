@@ -11,6 +11,8 @@ from lit_diffusion.objectives.consistency_tuning import ConsistencyTuning
 from lit_diffusion.objectives.continuous_consistency import ContinuousConsistency
 from lit_diffusion.objectives.flow_map_oracle import GaussianFlowMap
 from lit_diffusion.objectives.mean_flow import MeanFlow
+from lit_diffusion.objectives.progressive_distillation import ProgressiveDistillation
+from lit_diffusion.objectives.shortcut import ShortcutModel
 from lit_diffusion.objectives.trigflow import TrigFlowParameterisation, TrigFlowPath
 from lit_diffusion.contract import PathCoefficients, Prediction
 from lit_diffusion.objectives.conversions import convert
@@ -67,6 +69,8 @@ OBJECTIVES = {
     "mean_flow": MeanFlow,
     "continuous_consistency": ContinuousConsistency,
     "consistency_tuning": ConsistencyTuning,
+    "shortcut": ShortcutModel,
+    "progressive_distillation": ProgressiveDistillation,
 }
 
 
@@ -82,7 +86,8 @@ __all__ = [
     "OBJECTIVES", "make_objective", "build", "DiffusionObjective", "LossOutput",
     "INDM", "LikelihoodWeighting", "LogSNRUniformTime",
     "DDPM", "FlowMatching", "RectifiedFlow", "straightness", "ConsistencyTraining", "ConsistencyDistillation",
-    "MeanFlow", "ContinuousConsistency", "ConsistencyTuning", "TrigFlowPath", "TrigFlowParameterisation",
+    "MeanFlow", "ContinuousConsistency", "ConsistencyTuning", "ShortcutModel", "ProgressiveDistillation",
+    "TrigFlowPath", "TrigFlowParameterisation",
     # paths
     "GaussianPath", "VPLinearPath", "VPCosinePath", "DiscreteVPPath", "LinearPath", "OTFlowPath", "EDMSigmaPath",
     "make_path",

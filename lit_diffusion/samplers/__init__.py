@@ -16,6 +16,7 @@ from lit_diffusion.samplers.grids import DEFAULT_SPACING, default_grid, is_spaci
 from lit_diffusion.samplers.integer_steps import SPACINGS
 from lit_diffusion.samplers.heun import heun_step, heun_steps_for_nfe, sample_heun
 from lit_diffusion.samplers.mean_flow import sample_mean_flow
+from lit_diffusion.samplers.shortcut import sample_shortcut
 from lit_diffusion.samplers.thresholding import THRESHOLDS, thresholded
 
 # name -> (function, steps for a requested nfe, default grid on a continuous-time path; a discrete-time path
@@ -29,6 +30,7 @@ SAMPLERS = {
     "adaptive": (sample_adaptive, lambda nfe: 1, "uniform"),
     "consistency": (sample_consistency, lambda nfe: nfe, "uniform"),
     "mean_flow": (sample_mean_flow, lambda nfe: nfe, "uniform"),
+    "shortcut": (sample_shortcut, lambda nfe: nfe, "uniform"),
 }
 
 # single ODE steps for distillation: (path, predict, x, t, s) -> x_s, t and s floats or (B,) tensors
@@ -70,5 +72,5 @@ __all__ = [
     "SAMPLERS", "ODE_STEPS", "THRESHOLDS", "thresholded", "run_sampler", "time_grid", "grid_name",
     "grid_description", "DEFAULT_SPACING", "SPACINGS", "SamplerOutput", "CountingPredictor", "velocity",
     "sample_euler", "sample_heun", "sample_ddim", "sample_ddpm", "sample_dpm_solver_2m", "sample_adaptive",
-    "sample_consistency", "sample_mean_flow", "euler_step", "heun_step", "ddim_step", "ddpm_step", "dopri5",
+    "sample_consistency", "sample_mean_flow", "sample_shortcut", "euler_step", "heun_step", "ddim_step", "ddpm_step", "dopri5",
 ]

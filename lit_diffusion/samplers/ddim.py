@@ -11,14 +11,15 @@ import math
 import torch
 
 from lit_diffusion.contract import PathCoefficients
-from lit_diffusion.samplers.base import CountingPredictor, SamplerOutput, check_grid
+from lit_diffusion.samplers.base import CountingPredictor, SamplerOutput, check_grid, path_values
 
 
 def ddim_step(path, predict, x, t: float, s: float, eta: float = 0.0, generator=None) -> torch.Tensor:
-    ct, cs = PathCoefficients.at_time(path, t), PathCoefficients.at_time(path, s)
     pred = predict(x, t)
-    if eta == 0.0:
-        return cs.alpha * pred.x0 + cs.sigma * pred.eps
+    if eta == 0.0:  # t and s floats, or (B,) tensors (a distillation teacher's per-sample steps)
+        alpha_s, sigma_s = path_values(path, s, x)
+        return alpha_s * pred.x0 + sigma_s * pred.eps
+    ct, cs = PathCoefficients.at_time(path, t), PathCoefficients.at_time(path, s)
     a_ts = ct.alpha / cs.alpha
     var_ts = max(ct.sigma**2 - a_ts**2 * cs.sigma**2, 0.0)
     c = eta * math.sqrt(var_ts) * cs.sigma / ct.sigma

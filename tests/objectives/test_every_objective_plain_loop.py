@@ -6,7 +6,8 @@ noise itself. MeanFlow and sCM get the backbone setting their configs prescribe 
 experiments/objectives/mean_flow.yaml; Lu & Song 2024, Sec. 4.1); everything else is a default.
 
 Measured at 400 steps, Adam 3e-3 (untrained -> trained): flow_matching 2.66 -> 0.14, rectified_flow
-2.66 -> 0.14, consistency_tuning 2.91 -> 0.38, mean_flow 4.55 -> 0.39, continuous_consistency 1.70 -> 0.66.
+2.66 -> 0.14, consistency_tuning 2.91 -> 0.38, mean_flow 4.55 -> 0.39, continuous_consistency 1.70 -> 0.66,
+shortcut (1 step) 4.55 -> 0.15, progressive_distillation (one round, 8 -> 4 DDIM steps of the flow-matching net) 2.61 -> 0.14.
 ddpm and indm sample ancestrally by default since their ODE defaults did not train here (ddpm DDIM@50 1.20,
 now 0.19; indm Euler@100 2.72, now 0.34). consistency_distillation 0.72 -> 0.16 since its default distance is
 squared L2 (Song et al. 2023; with iCT's pseudo-Huber it was 1.61, worse than untrained: see its docstring);
@@ -75,6 +76,12 @@ def build(name, flow_matching_net):
         return make_objective(name), INDMNetwork(IdentityFlow(), mlp()), INDMNetwork(IdentityFlow(), mlp())
     if name == "mean_flow":
         return make_objective(name), mlp(second_time=True, time_scale=1.0), mlp(second_time=True, time_scale=1.0)
+    if name == "shortcut":  # the step size d is the backbone's second time input
+        return make_objective(name), mlp(second_time=True), mlp(second_time=True)
+    if name == "progressive_distillation":  # one round: 8 teacher DDIM steps -> 4, from the teacher's weights
+        student = mlp()
+        student.load_state_dict(flow_matching_net.state_dict())
+        return make_objective(name, teacher=FlowMatching(), teacher_net=flow_matching_net, teacher_steps=8), student, mlp()
     if name == "continuous_consistency":
         return make_objective(name), mlp(time_scale=1.0), mlp(time_scale=1.0)
     return make_objective(name), mlp(), mlp()
