@@ -18,6 +18,7 @@ from lit_diffusion.objectives.ddpm import DDPM
 from lit_diffusion.objectives.flow_matching import FlowMatching
 from lit_diffusion.objectives.indm import INDM
 from lit_diffusion.objectives.likelihood_weighting import LikelihoodWeighting, LogSNRUniformTime
+from lit_diffusion.objectives.pfgmpp import PFGMPP
 from lit_diffusion.objectives.parameterisation import (
     ConsistencyPreconditioning,
     EDMPreconditioning,
@@ -67,6 +68,7 @@ OBJECTIVES = {
     "mean_flow": MeanFlow,
     "continuous_consistency": ContinuousConsistency,
     "consistency_tuning": ConsistencyTuning,
+    "pfgmpp": PFGMPP,
 }
 
 
@@ -82,7 +84,7 @@ __all__ = [
     "OBJECTIVES", "make_objective", "build", "DiffusionObjective", "LossOutput",
     "INDM", "LikelihoodWeighting", "LogSNRUniformTime",
     "DDPM", "FlowMatching", "RectifiedFlow", "straightness", "ConsistencyTraining", "ConsistencyDistillation",
-    "MeanFlow", "ContinuousConsistency", "ConsistencyTuning", "TrigFlowPath", "TrigFlowParameterisation",
+    "MeanFlow", "ContinuousConsistency", "ConsistencyTuning", "PFGMPP", "TrigFlowPath", "TrigFlowParameterisation",
     # paths
     "GaussianPath", "VPLinearPath", "VPCosinePath", "DiscreteVPPath", "LinearPath", "OTFlowPath", "EDMSigmaPath",
     "make_path",
