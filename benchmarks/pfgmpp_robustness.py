@@ -10,7 +10,7 @@ U-Net, data and budget, `lit-diffusion compare`), scored by the Frechet distance
 features with bootstrap intervals, and prints the suite's report.md.
 
     python benchmarks/pfgmpp_robustness.py [--dims 4 64 2048 inf] [--seeds 0 1 2] [--steps 1500]
-    python benchmarks/pfgmpp_robustness.py --digits runs/pfgmpp-digits [--images 27200]
+    python benchmarks/pfgmpp_robustness.py --digits runs/pfgmpp-digits [--images 27200] [--seeds 0 1 2]
 """
 from __future__ import annotations
 
@@ -62,13 +62,13 @@ def with_error(objective: PFGMPP, predict, error: float, generator: torch.Genera
     return noisy
 
 
-def digits_suite(out: Path, dims: list[str], images: int) -> Path:
+def digits_suite(out: Path, dims: list[str], images: int, seeds: list[int]) -> Path:
     """The quickstart's data, U-Net, budget and evaluation with one PFGM++ entry per D; returns the suite file."""
     quick = yaml.safe_load((EXPERIMENTS / "compare/quickstart.yaml").read_text())
     entries = [{"name": f"pfgmpp_D{d}", "config": str(EXPERIMENTS / "objectives/pfgmpp.yaml"),
                 "overrides": ["--model.objective.init_args.D", "null" if d == "inf" else d],
                 "samplers": {"euler": [2, 4, 8], "heun": [5, 9, 35]}} for d in dims]
-    suite = {**{k: quick[k] for k in ("build", "overrides", "seeds")}, "name": "pfgmpp_digits", "out": str(out),
+    suite = {**{k: quick[k] for k in ("build", "overrides")}, "seeds": seeds, "name": "pfgmpp_digits", "out": str(out),
              "shards": str(out / "shards"), "base_config": str(EXPERIMENTS / "digits/unet.yaml"),
              "budget": {"max_images": images}, "objectives": entries,
              "evaluation": {"num_samples": 500, "batch_size": 500, "bootstrap": 100, "curve_points": 0}}
@@ -88,7 +88,7 @@ def main() -> None:
     p.add_argument("--images", type=int, default=27_200, help="digits: training images per D")
     args = p.parse_args()
     if args.digits is not None:
-        assert cli(["compare", "-c", str(digits_suite(args.digits, args.dims, args.images))]) == 0
+        assert cli(["compare", "-c", str(digits_suite(args.digits, args.dims, args.images, args.seeds))]) == 0
         print((args.digits / "report.md").read_text())
         print("\ncommand: python benchmarks/pfgmpp_robustness.py " + " ".join(sys.argv[1:]))
         return
