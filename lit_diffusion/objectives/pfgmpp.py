@@ -33,7 +33,8 @@ def checked_augmented_dims(D) -> int | None:
         return None
     if isinstance(D, float) and math.isinf(D) and D > 0:
         return None
-    if isinstance(D, bool) or not isinstance(D, (int, float)) or float(D) != int(D) or D < 3:
+    valid = isinstance(D, (int, float)) and not isinstance(D, bool) and math.isfinite(D) and D == int(D) and D >= 3
+    if not valid:
         raise ValueError(f"PFGM++: D must be an integer >= 3 (the paper uses 64 .. 2048) or None for D -> infinity "
                          f"(EDM), got {D!r}")
     return int(D)

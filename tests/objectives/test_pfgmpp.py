@@ -168,7 +168,7 @@ def test_the_ode_in_sigma_carries_the_pfgmpp_marginal(field_D):
     assert ok == (field_D == D), (float(r2.mean()), expected, near_first(x), near_first(exact))
 
 
-@pytest.mark.parametrize("D", [2, 0, -4, 2.5, True, "many"])
+@pytest.mark.parametrize("D", [2, 0, -4, 2.5, True, "many", float("nan"), float("-inf")])
 def test_a_bad_D_is_refused_with_what_is_valid(D):
     with pytest.raises(ValueError, match=r"D must be an integer >= 3 .* or None for D -> infinity"):
         PFGMPP(D=D)
