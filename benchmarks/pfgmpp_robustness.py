@@ -1,8 +1,8 @@
 """PFGM++'s robustness claim (Xu et al. 2023, sec. 5.3: smaller D is more robust to large steps and to errors in
 the learned field) on the 2-D head-to-head's data: one PFGM++ model per D with the toy suite's MLP, budget and
 seeds (compare/toy2d.py, the plain loop), scored by the sliced Wasserstein distance to fresh data (SW, lower is
-better) against the NFE of EDM's Euler and Heun, with the network's x0 estimate perturbed by Gaussian noise of
-std `--error` at every evaluation (their Fig. 5b perturbs the network's output the same way).
+better) against the NFE of EDM's Euler and Heun, also with the network's x0 estimate perturbed by Gaussian noise
+of each std in `--errors` at every evaluation (a stand-in for errors in the learned field).
 Prints a markdown table (mean +- std over seeds) and the command that produced it.
 
 With --digits OUT it instead runs the same D values as a comparison suite on the embedded digits (the quickstart's
