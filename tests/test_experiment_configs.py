@@ -31,7 +31,8 @@ def test_there_are_configs_for_every_dataset_backbone_and_objective():
     assert {p.stem for p in OBJECTIVES} == {"ddpm", "ddpm_v", "flow_matching", "rectified_flow",
                                             "consistency_training", "consistency_distillation", "consistency_tuning",
                                             "continuous_consistency", "mean_flow", "mean_flow_cifar10", "indm",
-                                            "ddpm_learned_variance", "shortcut", "progressive_distillation"}
+                                            "ddpm_learned_variance", "shortcut", "progressive_distillation",
+                                            "pfgmpp"}
 
 
 @pytest.mark.parametrize("base", BASES, ids=lambda p: f"{p.parent.name}/{p.stem}")

@@ -81,4 +81,6 @@ TOY_SUITE: tuple[ToyEntry, ...] = (
     ToyEntry("indm", "indm", (("euler", 100), ("dpm++2m", 32)), net=ToyNet(flow="vector"), likelihood=True),
     ToyEntry("linear diffusion (indm, identity flow)", "indm", (("euler", 100), ("dpm++2m", 32)),
              net=ToyNet(flow="identity"), likelihood=True),
+    # PFGM++ (Xu et al. 2023) at the config's D = 128 (EDM is D -> infinity); D against NFE: benchmarks/pfgmpp_robustness.py
+    ToyEntry("pfgmpp", "pfgmpp", (("euler", 1), ("euler", 2), ("euler", 4), ("heun", 33))),
 )

@@ -20,6 +20,7 @@ from lit_diffusion.objectives.ddpm import DDPM
 from lit_diffusion.objectives.flow_matching import FlowMatching
 from lit_diffusion.objectives.indm import INDM
 from lit_diffusion.objectives.likelihood_weighting import LikelihoodWeighting, LogSNRUniformTime
+from lit_diffusion.objectives.pfgmpp import PFGMPP
 from lit_diffusion.objectives.parameterisation import (
     ConsistencyPreconditioning,
     EDMPreconditioning,
@@ -71,6 +72,7 @@ OBJECTIVES = {
     "consistency_tuning": ConsistencyTuning,
     "shortcut": ShortcutModel,
     "progressive_distillation": ProgressiveDistillation,
+    "pfgmpp": PFGMPP,
 }
 
 
@@ -87,7 +89,7 @@ __all__ = [
     "INDM", "LikelihoodWeighting", "LogSNRUniformTime",
     "DDPM", "FlowMatching", "RectifiedFlow", "straightness", "ConsistencyTraining", "ConsistencyDistillation",
     "MeanFlow", "ContinuousConsistency", "ConsistencyTuning", "ShortcutModel", "ProgressiveDistillation",
-    "TrigFlowPath", "TrigFlowParameterisation",
+    "PFGMPP", "TrigFlowPath", "TrigFlowParameterisation",
     # paths
     "GaussianPath", "VPLinearPath", "VPCosinePath", "DiscreteVPPath", "LinearPath", "OTFlowPath", "EDMSigmaPath",
     "make_path",
