@@ -95,12 +95,14 @@ def record_training(suite: Suite, entry: ObjectiveEntry, seed: int, flops_per_im
 
 
 def progress(run: RunDirectory, max_images: int) -> str | None:
-    """"images seen of the budget, loss" from the newest CSV log row, once it has both."""
+    """"images seen of the budget, loss[, raw error]" from the newest CSV log row, once it has both."""
     row = MetricsLog(run).latest_row() or {}
     if not row.get("train/images_seen") or not row.get("train/loss"):
         return None
     seen = int(float(row["train/images_seen"]))
-    return f"{seen:,} / {max_images:,} images ({100 * seen / max_images:.0f}%), loss {float(row['train/loss']):.4f}"
+    line = f"{seen:,} / {max_images:,} images ({100 * seen / max_images:.0f}%), loss {float(row['train/loss']):.4f}"
+    raw = row.get("train/raw_error")  # an adaptively weighted objective's unweighted error: its loss stays near 1
+    return line + (f", raw error {float(raw):.4g}" if raw else "")
 
 
 def _die_with_parent() -> None:

@@ -137,4 +137,4 @@ class ContinuousConsistency(DiffusionObjective):
         if self.adaptive_weight is None:
             return LossOutput(mse, t)
         w = self.adaptive_weight.to(x0.device)(t).to(mse.dtype)
-        return LossOutput(torch.exp(-w) * mse + w, t)
+        return LossOutput(torch.exp(-w) * mse + w, t, {"raw_error": mse.detach()})
