@@ -32,8 +32,7 @@ def snapshot_callback(every_n_steps: int) -> dict:
 
 
 def sweep_run(suite: Suite, entry: ObjectiveEntry, seed: int, metric, reference, log=print) -> list[SweepPoint]:
-    from lit_diffusion.compare.score import DEVICE, sample_and_score
-    from lit_diffusion.training.loading import load_module
+    from lit_diffusion.compare.score import DEVICE, load_for_scoring, sample_and_score
     from lit_diffusion.training.posthoc_ema import load_posthoc_ema
 
     run = suite.run(entry.name, seed)
@@ -49,7 +48,7 @@ def sweep_run(suite: Suite, entry: ObjectiveEntry, seed: int, metric, reference,
     for sigma_rel in suite.ema_sweep:
         key = f"{identity}/{sigma_rel:g}/{setting.label}/{suite.num_samples}/{metric.fingerprint}"
         if key not in cache:
-            module = load_module(run.last_checkpoint)
+            module = load_for_scoring(run.last_checkpoint)
             info = load_posthoc_ema(module, run.root, sigma_rel=sigma_rel)
             scores, _ = sample_and_score(module.to(DEVICE), suite, setting, [metric], reference)
             cache[key] = {"score": scores[metric.name],

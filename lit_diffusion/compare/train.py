@@ -207,7 +207,7 @@ def train_locally(suite: Suite, runs: list[tuple[ObjectiveEntry, int]], log=prin
     previous = signal.signal(signal.SIGTERM, raise_interrupted) if _main_thread() else None
     try:
         while pending or running:
-            waiting = {(e.tune_from.objective, s) for e, s in pending + [(t.entry, t.seed) for t in running]}
+            waiting = {(e.name, s) for e, s in pending + [(t.entry, t.seed) for t in running]}  # not finished yet
             ready = [(e, s) for e, s in pending if e.tune_from is None or (e.tune_from.objective, s) not in waiting]
             ready.sort(key=lambda run: -order(run[0]) if order else 0)  # stable: suite order among equals
             while ready and len(running) < slots:
