@@ -15,6 +15,8 @@ d_alpha(t), d_sigma(t) as functions of a time tensor.
 """
 from __future__ import annotations
 
+import functools
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import NamedTuple, Union
@@ -99,6 +101,19 @@ def _math_attention():
     return sdpa_kernel([SDPBackend.MATH])
 
 
+@functools.cache
+def _load_forward_ad_decompositions() -> None:
+    """torch.func.jvp loads torch's own forward-AD decompositions on its first use, and they call torch.jit.script,
+    whose deprecation FutureWarning then reached every MeanFlow/sCM user: torch's internal use, nothing they can
+    change. Loaded once here with that one warning (message and category) filtered, every other warning kept."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+        try:
+            from torch._decomp import decompositions_for_jvp  # noqa: F401
+        except ImportError:  # pragma: no cover - a torch without them loads nothing here
+            pass
+
+
 def _call(net, x, t, cond, r):
     return net(x, t, cond) if r is None else net(x, t, cond, r=r)
 
@@ -128,6 +143,7 @@ def network_jvp(net, x: torch.Tensor, t: torch.Tensor, tangent_x: torch.Tensor, 
             fn, primals, tangents = (lambda a, b: net(a, b, cond)), (x, t), (tangent_x, tangent_t)
         else:
             fn, primals, tangents = (lambda a, b, c: net(a, b, cond, r=c)), (x, t, r), (tangent_x, tangent_t, tangent_r)
+        _load_forward_ad_decompositions()
         try:
             with _math_attention():
                 return torch.func.jvp(fn, primals, tangents)

@@ -56,8 +56,7 @@ def curve_checkpoints(checkpoints: Path, points: int) -> list:
 def score_curve(suite: Suite, entry: ObjectiveEntry, seed: int, flops_per_image: float, metric, reference,
                 log=print, start: Pretraining = Pretraining()) -> list[CurvePoint]:
     """`metric` at the run's kept checkpoints; `start`: a tuned run's pre-training, added to each point's compute."""
-    from lit_diffusion.compare.score import DEVICE, sample_and_score
-    from lit_diffusion.training.loading import load_module
+    from lit_diffusion.compare.score import DEVICE, load_for_scoring, sample_and_score
 
     run = suite.run(entry.name, seed)
     cache_file = run.root / "curve.json"
@@ -66,7 +65,7 @@ def score_curve(suite: Suite, entry: ObjectiveEntry, seed: int, flops_per_image:
     for info in curve_checkpoints(run.checkpoints, suite.curve_points):
         key = f"{info.identity}/{setting.label}/{suite.curve_samples}/{metric.fingerprint}"
         if key not in cache:
-            module = load_module(info.path).to(DEVICE)
+            module = load_for_scoring(info.path).to(DEVICE)
             scores, _ = sample_and_score(module, suite, setting, [metric], reference, num_samples=suite.curve_samples)
             cache[key] = {"score": scores[metric.name], "step": info.global_step}
             write_json_atomic(cache, cache_file)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from lit_diffusion.compare.curve import default_setting
 from lit_diffusion.compare.json_files import read_cache, write_json_atomic
 from lit_diffusion.compare.suite import ObjectiveEntry, Suite
@@ -32,8 +34,7 @@ def snapshot_callback(every_n_steps: int) -> dict:
 
 
 def sweep_run(suite: Suite, entry: ObjectiveEntry, seed: int, metric, reference, log=print) -> list[SweepPoint]:
-    from lit_diffusion.compare.score import DEVICE, sample_and_score
-    from lit_diffusion.training.loading import load_module
+    from lit_diffusion.compare.score import DEVICE, load_for_scoring, sample_and_score
     from lit_diffusion.training.posthoc_ema import load_posthoc_ema
 
     run = suite.run(entry.name, seed)
@@ -49,14 +50,32 @@ def sweep_run(suite: Suite, entry: ObjectiveEntry, seed: int, metric, reference,
     for sigma_rel in suite.ema_sweep:
         key = f"{identity}/{sigma_rel:g}/{setting.label}/{suite.num_samples}/{metric.fingerprint}"
         if key not in cache:
-            module = load_module(run.last_checkpoint)
+            module = load_for_scoring(run.last_checkpoint)
+            live = {k: v.clone() for k, v in module.ema.shadow.state_dict().items()}
             info = load_posthoc_ema(module, run.root, sigma_rel=sigma_rel)
-            scores, _ = sample_and_score(module.to(DEVICE), suite, setting, [metric], reference)
-            cache[key] = {"score": scores[metric.name],
-                          "residual": float(getattr(info, "relative_residual", float("nan")))}
+            score = table_score(suite, run, setting, metric, live, module.ema.shadow.state_dict())
+            if score is None:
+                scores, _ = sample_and_score(module.to(DEVICE), suite, setting, [metric], reference)
+                score = scores[metric.name]
+            cache[key] = {"score": score, "residual": float(getattr(info, "relative_residual", float("nan")))}
             write_json_atomic(cache, cache_file)
             log(f"[{entry.name} seed {seed}] post-hoc EMA sigma_rel {sigma_rel:g}, {setting.label}: "
-                f"{metric.label} {scores[metric.name]:.3f}")
+                f"{metric.label} {score:.3f}")
         points.append(SweepPoint(entry.name, seed, float(sigma_rel), setting.label, cache[key]["score"],
                                  cache[key]["residual"]))
     return points
+
+
+def table_score(suite: Suite, run, setting, metric, live: dict, reconstructed: dict) -> float | None:
+    """The final table's score of `setting` when the reconstruction is the run's own EMA bit for bit (the sigma_rel
+    it trained with, stored as a snapshot at its last step): the table already scored these very weights on the
+    same noise, so it is not computed twice. None otherwise."""
+    from lit_diffusion.compare.score import FINGERPRINTS_KEY, ScoreCache
+
+    if live.keys() != reconstructed.keys() or not all(torch.equal(live[k], reconstructed[k].to(live[k].device))
+                                                      for k in live):
+        return None
+    entry = ScoreCache(run, suite.num_samples).get(setting, untrained=False) or {}
+    if entry.get(FINGERPRINTS_KEY, {}).get(metric.name) != metric.fingerprint or metric.name not in entry:
+        return None
+    return float(entry[metric.name])

@@ -4,20 +4,20 @@ ones), score each with the suite's metrics at its samplers x NFEs on one shared 
 along training (quality vs compute) and at a sweep of post-hoc EMA lengths, and write the report."""
 from __future__ import annotations
 
-import time
+import contextlib
 from pathlib import Path
 
 from lit_diffusion.compare.aggregate import summarise
 from lit_diffusion.compare.compute import resolve_budgets
-from lit_diffusion.compare.curve import score_curve, write_curve
-from lit_diffusion.compare.ema_sweep import sweep_run
+from lit_diffusion.compare.curve import write_curve
+from lit_diffusion.compare.evaluate import evaluate_all, one_intra_op_thread
+from lit_diffusion.compare.phases import PhaseClock
 from lit_diffusion.compare.preflight import check_samplers
 from lit_diffusion.compare.report import write_report
 from lit_diffusion.compare.results import MetricColumn, ScoreTable
-from lit_diffusion.compare.score import DEVICE, score_run
+from lit_diffusion.compare.score import DEVICE
 from lit_diffusion.compare.suite import Suite
 from lit_diffusion.compare.train import train_all
-from lit_diffusion.compare.tuning import pretraining
 
 
 def ensure_shards(suite: Suite) -> None:
@@ -58,34 +58,47 @@ def run_suite(suite: Suite, log=print) -> Path:
     """Measure each objective's training FLOPs per step (and under a FLOP budget its image budget), train,
     score with the suite's metrics (final table with intervals, quality-vs-compute curve, EMA sweep) and report;
     returns report.md."""
-    from lit_diffusion.evaluation.metric import Reference
-    from lit_diffusion.evaluation.metric_registry import make_metrics, metric_names
+    from lit_diffusion.evaluation.metric_registry import metric_names
 
     out = Path(suite.out)
     out.mkdir(parents=True, exist_ok=True)
     names = metric_names(getattr(suite, "metrics", None))  # unknown names fail before any training
     check_samplers(suite)  # so does a sampler the objective cannot run
     ensure_shards(suite)
-    started = time.perf_counter()
-    suite, costs = resolve_budgets(suite, log)
-    records = train_all(suite, log, costs)
-    trained_at = time.perf_counter()
-    log("[evaluation] feature networks and reference statistics (cached after the first time)")
-    metrics = make_metrics(names, feature_network(suite, out), DEVICE)
-    reference = Reference(suite.shards, cache_dir=str(out / "cache"))
-    table = ScoreTable([row for e in suite.objectives for s in suite.seeds
-                        for row in score_run(suite, e, s, metrics, reference, log)],
-                       [MetricColumn.of(m) for m in metrics])
-    per_image = {name: cost.flops_per_image for name, cost in costs.items()}
-    curve = [p for e in suite.objectives for s in suite.seeds
-             for p in score_curve(suite, e, s, per_image[e.name], metrics[0], reference, log,
-                                  pretraining(suite, e, s, per_image))]
-    write_curve(curve, out / "quality_vs_compute.json")
-    sweep = [p for e in suite.objectives for s in suite.seeds for p in sweep_run(suite, e, s, metrics[0], reference, log)]
-    summary = summarise([e.name for e in suite.objectives], suite.seeds, table.rows, table.columns)
-    net = metrics[0].feature_net
-    report = write_report(suite, records, summary, net, reference.stats(net), curve, sweep, table.rows)
-    done = time.perf_counter()
-    log(f"[done] this start took {(done - started) / 60:.1f} min: training {(trained_at - started) / 60:.1f} min "
-        f"(runs trained earlier are not counted), evaluation and report {(done - trained_at) / 60:.1f} min")
+    # on the CPU one intra-op thread per process and trainings and scorings side by side (train.local_slots): the
+    # figures do not depend on the machine's cores or load, and a busy machine does not thrash
+    with one_intra_op_thread() if DEVICE == "cpu" else contextlib.nullcontext():
+        return _run(suite, out, names, log)
+
+
+def _run(suite: Suite, out: Path, names: list[str], log) -> Path:
+    from lit_diffusion.evaluation.metric import Reference
+    from lit_diffusion.evaluation.metric_registry import make_metrics
+
+    clock = PhaseClock()
+    with clock.phase("FLOPs of a training step (each objective)"):
+        suite, costs = resolve_budgets(suite, log)
+    with clock.phase("training (side by side)"):
+        records = train_all(suite, log, costs)
+    with clock.phase("feature network and reference statistics"):
+        log("[evaluation] feature networks and reference statistics (cached after the first time)")
+        metrics = make_metrics(names, feature_network(suite, out), DEVICE)
+        reference = Reference(suite.shards, cache_dir=str(out / "cache"))
+        for metric in metrics:
+            if getattr(metric, "feature_net", None) is not None:
+                reference.stats(metric.feature_net)
+    with clock.phase("scoring: table, quality vs compute, EMA sweep (side by side)"):
+        per_image = {name: cost.flops_per_image for name, cost in costs.items()}
+        rows, curve, sweep = evaluate_all(suite, metrics, reference, per_image, log)
+    with clock.phase("report and plots"):
+        table = ScoreTable(rows, [MetricColumn.of(m) for m in metrics])
+        write_curve(curve, out / "quality_vs_compute.json")
+        summary = summarise([e.name for e in suite.objectives], suite.seeds, table.rows, table.columns)
+        net = metrics[0].feature_net
+        report = write_report(suite, records, summary, net, reference.stats(net), curve, sweep, table.rows)
+    log(clock.table())
+    training = clock.phases[1][1]
+    rest = sum(p[1] for p in clock.phases) - training
+    log(f"[done] this start took {(training + rest) / 60:.1f} min: training {training / 60:.1f} min "
+        f"(runs trained earlier are not counted), FLOP probe, evaluation and report {rest / 60:.1f} min")
     return report

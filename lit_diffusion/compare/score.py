@@ -7,6 +7,7 @@ samples of each go to RUN/samples/ for the report's grids."""
 from __future__ import annotations
 
 import functools
+import threading
 
 import torch
 
@@ -23,6 +24,25 @@ from lit_diffusion.runs import RunDirectory, read_record
 BANK_SEED = 20_251  # the evaluation noise is the same for every objective, sampler and seed
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # where evaluation samples and extracts features
 GRID_SAMPLES = 64  # samples kept per setting for the report's grids
+
+
+STOP = threading.Event()  # set: evaluation workers stop at their next score (compare/evaluate.py)
+MODEL_LOCK = threading.Lock()  # building a model draws its initial weights from the global RNG: one at a time
+
+
+class EvaluationStopped(Exception):
+    """An evaluation worker stopped because the comparison was interrupted or another worker failed."""
+
+
+def load_for_scoring(checkpoint, **options):
+    """training.loading.load_module, one build at a time (evaluation workers share the global RNG), unless the
+    evaluation was stopped."""
+    from lit_diffusion.training.loading import load_module
+
+    if STOP.is_set():
+        raise EvaluationStopped("evaluation stopped")
+    with MODEL_LOCK:
+        return load_module(checkpoint, **options)
 
 
 CHECKPOINT_KEY = "checkpoint"  # in each cache entry: the identity of the checkpoint that was scored
@@ -77,6 +97,8 @@ def sample_and_score(module, suite: Suite, setting: Setting, metrics: list, refe
                      num_samples: int | None = None, bootstrap: int = 0) -> tuple[dict, torch.Tensor]:
     """The `metrics` (score_samples; and "nfe": the NFE the sampler used) of `num_samples` (default the suite's)
     samples of the module's EMA network from the shared noise bank, and the samples."""
+    if STOP.is_set():
+        raise EvaluationStopped("evaluation stopped")
     classes = module.sample_classes
     bank = NoiseBank(module.sample_shape, num_samples or suite.num_samples, seed=BANK_SEED, num_classes=classes)
     samples, labels, used = [], [], setting.nfe
@@ -113,8 +135,6 @@ def score_run(suite: Suite, entry: ObjectiveEntry, seed: int, metrics: list, ref
               log=print) -> list[ScoreRow]:
     """One row per sampler x NFE of the entry, then the untrained row at the trained model's best setting (by the
     first metric). Only the metrics whose cached value is stale are computed."""
-    from lit_diffusion.training.loading import load_module
-
     run = suite.run(entry.name, seed)
     cache = ScoreCache(run, suite.num_samples)
     primary = metrics[0]
@@ -137,8 +157,8 @@ def score_run(suite: Suite, entry: ObjectiveEntry, seed: int, metrics: list, ref
         return ScoreRow(entry.name, seed, setting, untrained, _kept(scores, metrics), int(scores["nfe"]),
                         scores["protocol"], primary.name)
 
-    trained = functools.cache(lambda: load_module(run.last_checkpoint).to(DEVICE))  # loaded once, only if needed
+    trained = functools.cache(lambda: load_for_scoring(run.last_checkpoint).to(DEVICE))  # loaded once, if needed
     rows = [score(Setting.from_suite(key, nfe), False, trained) for key, nfes in entry.samplers.items() for nfe in nfes]
     best = min(rows, key=lambda row: row.score if primary.lower_is_better else -row.score)
-    untrained = lambda: load_module(run.last_checkpoint, untrained_seed=seed).to(DEVICE)  # noqa: E731
+    untrained = lambda: load_for_scoring(run.last_checkpoint, untrained_seed=seed).to(DEVICE)  # noqa: E731
     return rows + [score(best.setting, True, untrained)]

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import torch
 import yaml
@@ -95,12 +96,14 @@ def record_training(suite: Suite, entry: ObjectiveEntry, seed: int, flops_per_im
 
 
 def progress(run: RunDirectory, max_images: int) -> str | None:
-    """"images seen of the budget, loss" from the newest CSV log row, once it has both."""
+    """"images seen of the budget, loss[, raw error]" from the newest CSV log row, once it has both."""
     row = MetricsLog(run).latest_row() or {}
     if not row.get("train/images_seen") or not row.get("train/loss"):
         return None
     seen = int(float(row["train/images_seen"]))
-    return f"{seen:,} / {max_images:,} images ({100 * seen / max_images:.0f}%), loss {float(row['train/loss']):.4f}"
+    line = f"{seen:,} / {max_images:,} images ({100 * seen / max_images:.0f}%), loss {float(row['train/loss']):.4f}"
+    raw = row.get("train/raw_error")  # an adaptively weighted objective's unweighted error: its loss stays near 1
+    return line + (f", raw error {float(raw):.4g}" if raw else "")
 
 
 def _die_with_parent() -> None:
@@ -135,57 +138,97 @@ def stop_child(child: subprocess.Popen, grace_seconds: float = 60.0) -> None:
         child.wait()
 
 
-def _wait(child: subprocess.Popen, report, poll_seconds: float) -> int:
-    """The child's exit status; `report()` every `poll_seconds` meanwhile. Interrupted here (Ctrl-C, or SIGTERM
-    which the comparison turns into the same), the child is stopped too (it checkpoints first)."""
-    previous = signal.signal(signal.SIGTERM, raise_interrupted) if _main_thread() else None
-    try:
-        while True:
-            try:
-                return child.wait(timeout=poll_seconds)
-            except subprocess.TimeoutExpired:
-                report()
-    finally:
-        stop_child(child)
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
 def _main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
 
 
-def train_locally(suite: Suite, entry: ObjectiveEntry, seed: int, log=print, poll_seconds: float = 10.0) -> None:
-    """One training in its own process (memory and threads start clean each time, as on a cluster); its output
-    goes to RUN/train.log, and a progress line every `poll_seconds` here."""
-    run = suite.run(entry.name, seed)
-    resume = run.checkpoints.is_dir()
-    write_fit_config(fit_config(suite, entry, seed), run.fit_config)
-    args = ["fit", "--config", str(run.fit_config)] + (["--ckpt_path", "last"] if resume else [])
-    max_images = own_images(suite, entry, seed)
-    start = "" if entry.tune_from is None else \
-        f" from {entry.tune_from.objective}'s checkpoint at {suite.max_images_for(entry.name) - max_images:,} images"
-    log(f"[{entry.name} seed {seed}] training{start}{' (resuming)' if resume else ''} to {max_images:,} images, "
-        f"log {run.train_log}:\n  python -m lit_diffusion.training.cli {' '.join(args)}")
-    # the child uses as many threads as this process (one per pytest-xdist worker, all cores otherwise)
-    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", str(torch.get_num_threads())))
-    shown = [None]
+def local_slots() -> tuple[int, dict]:
+    """(trainings run side by side, the environment of each child). On the CPU: one per core this process may
+    use, each with ONE intra-op thread, so that a run's arithmetic (and so its figures) does not depend on the
+    machine's core count or load, and a loaded machine does not thrash (two OpenMP threads per process on a busy
+    2-core machine ran a small training loop 10x slower than one). On a GPU: one at a time, as before, with this
+    process's thread count."""
+    if torch.cuda.is_available():
+        return 1, {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(torch.get_num_threads()))}
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores), {"OMP_NUM_THREADS": "1"}
 
-    def report():
-        line = progress(run, max_images)
-        if line and line != shown[0]:
-            log(f"[{entry.name} seed {seed}] {line}")
-            shown[0] = line
 
-    with open(run.train_log, "a") as out:
-        child = start_child([sys.executable, "-m", "lit_diffusion.training.cli", *args], out, env)
-        code = _wait(child, report, poll_seconds)
-    if code != 0 or not finished(suite, entry, seed):
-        tail = "\n".join(run.train_log.read_text(errors="replace").splitlines()[-15:])
-        raise RuntimeError(f"training {entry.name} (seed {seed}) failed with exit status {code}; the last lines of "
-                           f"{run.train_log}:\n{tail}\nIts checkpoints stay in {run.root}: run the suite again to resume it")
+class LocalTraining:
+    """One training child (RUN/fit.yaml, output to RUN/train.log) and its progress lines."""
+
+    def __init__(self, suite: Suite, entry: ObjectiveEntry, seed: int, env: dict, log=print):
+        self.suite, self.entry, self.seed, self.log = suite, entry, seed, log
+        self.run = run = suite.run(entry.name, seed)
+        resume = run.checkpoints.is_dir()
+        write_fit_config(fit_config(suite, entry, seed), run.fit_config)
+        args = ["fit", "--config", str(run.fit_config)] + (["--ckpt_path", "last"] if resume else [])
+        self.max_images = own_images(suite, entry, seed)
+        start = "" if entry.tune_from is None else \
+            f" from {entry.tune_from.objective}'s checkpoint at {suite.max_images_for(entry.name) - self.max_images:,} images"
+        log(f"[{entry.name} seed {seed}] training{start}{' (resuming)' if resume else ''} to {self.max_images:,} "
+            f"images, log {run.train_log}:\n  python -m lit_diffusion.training.cli {' '.join(args)}")
+        self.shown = None
+        self.out = open(run.train_log, "a")
+        self.child = start_child([sys.executable, "-m", "lit_diffusion.training.cli", *args], self.out,
+                                 dict(os.environ, **env))
+
+    def report(self) -> None:
+        line = progress(self.run, self.max_images)
+        if line and line != self.shown:
+            self.log(f"[{self.entry.name} seed {self.seed}] {line}")
+            self.shown = line
+
+    def stop(self) -> None:
+        stop_child(self.child)
+        self.out.close()
+
+    def check(self) -> None:
+        """Raise if the child failed or stopped short of its budget (its checkpoints stay: a rerun resumes)."""
+        code = self.child.returncode
+        if code != 0 or not finished(self.suite, self.entry, self.seed):
+            tail = "\n".join(self.run.train_log.read_text(errors="replace").splitlines()[-15:])
+            raise RuntimeError(f"training {self.entry.name} (seed {self.seed}) failed with exit status {code}; the "
+                               f"last lines of {self.run.train_log}:\n{tail}\nIts checkpoints stay in "
+                               f"{self.run.root}: run the suite again to resume it")
+
+
+def train_locally(suite: Suite, runs: list[tuple[ObjectiveEntry, int]], log=print, poll_seconds: float = 10.0,
+                  order=None) -> None:
+    """Every run of `runs`, each in its own process (memory and threads start clean each time, as on a cluster),
+    `local_slots()` at a time; a tuned run starts once the run it tunes from has finished. `order(entry)`: a
+    run's priority among those ready (the longest first keeps both slots busy to the end); suite order by default.
+    A progress line per run every `poll_seconds`. Interrupted (Ctrl-C, or SIGTERM which the comparison turns into
+    the same), or when one run fails, the others are stopped too (they checkpoint first)."""
+    slots, env = local_slots()
+    pending, running = list(runs), []
+    previous = signal.signal(signal.SIGTERM, raise_interrupted) if _main_thread() else None
+    try:
+        while pending or running:
+            waiting = {(e.name, s) for e, s in pending + [(t.entry, t.seed) for t in running]}  # not finished yet
+            ready = [(e, s) for e, s in pending if e.tune_from is None or (e.tune_from.objective, s) not in waiting]
+            ready.sort(key=lambda run: -order(run[0]) if order else 0)  # stable: suite order among equals
+            while ready and len(running) < slots:
+                entry, seed = ready.pop(0)
+                pending.remove((entry, seed))
+                running.append(LocalTraining(suite, entry, seed, env, log))
+            deadline = time.monotonic() + poll_seconds
+            while running and all(t.child.poll() is None for t in running) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            for training in list(running):
+                if training.child.poll() is None:
+                    training.report()
+                    continue
+                running.remove(training)
+                training.stop()
+                training.check()
+    finally:
+        for training in running:
+            training.stop()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def train_on_slurm(suite: Suite, pending: list[tuple[ObjectiveEntry, int]], log=print) -> None:
@@ -202,6 +245,15 @@ def train_on_slurm(suite: Suite, pending: list[tuple[ObjectiveEntry, int]], log=
         where = "; ".join(f"{e.name} seed {s}: {slurm_array.task_log(suite, e.name, s)}" for e, s in failed)
         raise RuntimeError(f"job array {job_id}: {len(failed)} training(s) did not finish ({where}); run the "
                            "suite again to resubmit them (they resume from their last checkpoint)")
+
+
+def _training_cost(suite: Suite, entry: ObjectiveEntry, costs: dict) -> float:
+    """A run's measured training FLOPs plus those of the runs tuned from it (which can only start after it)."""
+    def own(e: ObjectiveEntry) -> float:
+        cost = costs.get(e.name)
+        images = suite.max_images_for(e.name) - (e.tune_from.images if e.tune_from else 0)  # a tuned run's own
+        return 0.0 if cost is None else cost.flops_per_image * images
+    return own(entry) + sum(own(e) for e in suite.objectives if e.tune_from and e.tune_from.objective == entry.name)
 
 
 def train_all(suite: Suite, log=print, costs: dict | None = None) -> dict[tuple[str, int], TrainRecord]:
@@ -226,14 +278,13 @@ def train_all(suite: Suite, log=print, costs: dict | None = None) -> dict[tuple[
             log(f"[{entry.name} seed {seed}] finished earlier: not trained again")
         else:
             pending.append((entry, seed))
+    if suite.launcher != "slurm":
+        train_locally(suite, pending, log, order=lambda entry: _training_cost(suite, entry, costs))
+        pending = []
     while pending:  # in waves: a tuned run waits for the run it starts from
         ready = [(e, s) for e, s in pending if e.tune_from is None
                  or all((e.tune_from.objective, s) != (p.name, ps) for p, ps in pending)]
-        if suite.launcher == "slurm":
-            train_on_slurm(suite, ready, log)
-        else:
-            for entry, seed in ready:
-                train_locally(suite, entry, seed, log)
+        train_on_slurm(suite, ready, log)
         pending = [run for run in pending if run not in ready]
     per_image = {name: cost.flops_per_image for name, cost in costs.items()}
     return {(e.name, s): record_training(suite, e, s, per_image) for e, s in runs}

@@ -17,6 +17,9 @@ _LOW_PRECISION = (torch.bfloat16, torch.float16)
 class LossOutput(NamedTuple):
     loss: torch.Tensor  # (B,) per-sample weighted loss
     t: torch.Tensor  # (B,) the time each sample was trained at (for loss-vs-t diagnostics)
+    # name -> (B,) per-sample values the training loop logs as train/NAME beside the loss, e.g. "raw_error": the
+    # unweighted error of an adaptively weighted loss (whose value stays near 1 by construction)
+    extras: dict | None = None
 
 
 def checked_output(raw, x: torch.Tensor) -> torch.Tensor:

@@ -108,8 +108,9 @@ class ContinuousConsistency(DiffusionObjective):
             pred = translated_predictor(self.teacher, self.teacher_net, self.path, cond)(x_t, t)
             return (velocity(self.path, pred, t) / HALF_PI).to(x_t.dtype)
 
-    def tangent(self, net, x_t, t, dxdth, cond) -> tuple[torch.Tensor, torch.Tensor]:
-        """(F with its graph, g): the network output and the normalised training direction of eq. 8."""
+    def tangent(self, net, x_t, t, dxdth, cond) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(F with its graph, g, raw): the network output, the normalised training direction of eq. 8, and the
+        per-sample mean square of g before normalisation (0 where f is constant along the ODE: the progress)."""
         c = PathCoefficients.at(self.path, t, x_t)
         cos, sin = c.alpha, c.sigma / self.sigma_data
         F, dF = network_jvp(net, x_t / self.sigma_data, c.t, dxdth / self.sigma_data,
@@ -118,9 +119,10 @@ class ContinuousConsistency(DiffusionObjective):
         F_minus, dF = F.detach(), dF.detach().to(x_t.dtype)
         g = -cos**2 * (self.sigma_data * F_minus - dxdth) - self.tangent_warmup() * cos * sin * (
             x_t + self.sigma_data * dF)
+        raw = g.pow(2).flatten(1).mean(1)
         if self.tangent_c is not None:
-            g = g / (g.pow(2).flatten(1).mean(1).sqrt().reshape(cos.shape) + self.tangent_c)
-        return F, g
+            g = g / (raw.sqrt().reshape(cos.shape) + self.tangent_c)
+        return F, g, raw
 
     def loss_with_diagnostics(self, net, x0, cond=None, generator=None, noise=None) -> LossOutput:
         x0 = checked_data(x0)
@@ -132,9 +134,9 @@ class ContinuousConsistency(DiffusionObjective):
         c = PathCoefficients.at(self.path, t, x0)
         x_t = c.alpha * x0 + c.sigma * noise
         cond = self.drop_labels(cond, generator)
-        F, g = self.tangent(net, x_t, t, self.dx_dtheta(x0, noise, x_t, t, cond), cond)
+        F, g, raw = self.tangent(net, x_t, t, self.dx_dtheta(x0, noise, x_t, t, cond), cond)
         mse = (F - F.detach() - g).pow(2).flatten(1).mean(1)
         if self.adaptive_weight is None:
             return LossOutput(mse, t)
         w = self.adaptive_weight.to(x0.device)(t).to(mse.dtype)
-        return LossOutput(torch.exp(-w) * mse + w, t)
+        return LossOutput(torch.exp(-w) * mse + w, t, {"raw_error": raw})

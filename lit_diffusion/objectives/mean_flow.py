@@ -158,7 +158,7 @@ class MeanFlow(DiffusionObjective):
         u, u_tgt = self.target(net, z, r, t, v, cond)
         err = (u - u_tgt).pow(2).flatten(1).sum(1)  # ||Delta||^2
         w = (err.detach() + self.adaptive_c).pow(-self.adaptive_p) if self.adaptive_p > 0 else 1.0
-        return LossOutput(w * err, t)
+        return LossOutput(w * err, t, {"raw_error": err.detach()})
 
     # -- sampling --------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -21,6 +21,9 @@ from lit_diffusion.training.schedule import LRSchedule
 from lit_diffusion.distributed.throughput import Throughput
 
 LOSS_BINS = 10  # the loss is also logged in 10 equal bins of t
+# shown in progress lines: the loss, and beside it an adaptively weighted objective's unweighted error (its
+# weighted loss stays near 1 by construction, so only the raw error shows progress)
+PROGRESS_METRICS = ("train/loss", "train/raw_error")
 HOST_READS = {"count": 0}  # host reads (device -> host syncs) made by this module; the sync-count test reads it
 
 
@@ -42,6 +45,8 @@ class StepWindow:
     def __init__(self):
         self.buffer: torch.Tensor | None = None
         self.first_step = 0  # global step of the window's first step
+        self.extra_names: list[str] = []  # an objective's extra diagnostics (LossOutput.extras), in buffer order
+        self.extras: torch.Tensor | None = None  # their sums of batch means over the window
 
     def _buf(self, device) -> torch.Tensor:
         if self.buffer is None or self.buffer.device != device:
@@ -62,6 +67,14 @@ class StepWindow:
         buf[self.BINS:self.BINS + LOSS_BINS].index_add_(0, bins, per_sample.detach().to(buf.dtype))
         buf[self.BINS + LOSS_BINS:].index_add_(0, bins, torch.ones_like(bins, dtype=buf.dtype))
 
+    def add_extras(self, extras: dict[str, torch.Tensor]) -> None:
+        """Sum each diagnostic's batch mean; the names are fixed by the first call (one objective per run)."""
+        if not self.extra_names:
+            self.extra_names = list(extras)
+        if self.extras is None or self.extras.device != self.buffer.device:
+            self.extras = torch.zeros(len(self.extra_names), dtype=torch.float64, device=self.buffer.device)
+        self.extras += torch.stack([extras[name].detach().to(torch.float64).mean() for name in self.extra_names])
+
     def add_grad_norm(self, norm: torch.Tensor) -> None:
         if hasattr(norm, "full_tensor"):  # FSDP2: the norm of DTensor gradients is itself a DTensor
             norm = norm.full_tensor()
@@ -75,10 +88,14 @@ class StepWindow:
         if self.buffer is None:
             self.first_step = self.first_step if next_first_step is None else next_first_step
             return None
-        v = read_to_host(self.buffer)
+        packed = self.buffer if self.extras is None else torch.cat([self.buffer, self.extras])
+        v = read_to_host(packed)  # one read for the window and the extras
+        v, extras = v[:len(self.buffer)], v[len(self.buffer):]
         first = self.first_step
         if next_first_step is not None:
             self.buffer.zero_()
+            if self.extras is not None:
+                self.extras.zero_()
             self.first_step = next_first_step
         steps = int(v[self.STEPS])
         if steps == 0:
@@ -87,7 +104,8 @@ class StepWindow:
         return {"first_step": first, "steps": steps, "bad": int(v[self.BAD]),
                 "first_bad": first + int(v[self.FIRST_BAD]) - 1, "bad_value": v[self.BAD_VALUE], "last_step": first + steps - 1,
                 "loss": v[self.LOSS] / steps, "grad_norm": v[self.GRAD] / v[self.GRADS] if v[self.GRADS] else None,
-                "bins": {b: v[self.BINS + b] / c for b, c in enumerate(counts) if c}}
+                "bins": {b: v[self.BINS + b] / c for b, c in enumerate(counts) if c},
+                "extras": {name: value / steps for name, value in zip(self.extra_names, extras)}}
 
 
 class DiffusionModule(pl.LightningModule):
@@ -223,6 +241,8 @@ class DiffusionModule(pl.LightningModule):
         # no host sync here: finiteness and the per-t-bin losses accumulate on the device and are read every
         # log_every_n_steps steps and before any checkpoint (_check_window)
         self.window.add_loss(loss, out.loss, out.t)
+        if out.extras:
+            self.window.add_extras(out.extras)
         return loss  # RunBookkeeping counts the batch's images next
 
     def on_train_batch_start(self, batch, batch_idx):
@@ -278,6 +298,7 @@ class DiffusionModule(pl.LightningModule):
         optimizer = self.optimizers() if self._has_optimizer() else None
         values = {"train/loss": stats["loss"], "train/images_seen": float(self.images_seen)}
         values |= {f"train/loss_t{b / LOSS_BINS:.1f}": v for b, v in stats["bins"].items()}
+        values |= {f"train/{name}": v for name, v in stats["extras"].items()}
         if stats["grad_norm"] is not None:
             values["train/grad_norm"] = stats["grad_norm"]
         if optimizer is not None:
@@ -286,7 +307,7 @@ class DiffusionModule(pl.LightningModule):
         values |= {f"train/{k}": v for k, v in rates.items()}
         for name, value in values.items():
             # host tensors: Lightning re-reads progress-bar values every batch, which must not touch the device
-            self.log(name, torch.tensor(value, dtype=torch.float32), prog_bar=name == "train/loss")
+            self.log(name, torch.tensor(value, dtype=torch.float32), prog_bar=name in PROGRESS_METRICS)
 
     def validation_step(self, batch, batch_idx):
         x0, cond, noise = self._inputs(batch)

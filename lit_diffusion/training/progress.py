@@ -6,7 +6,8 @@ endless line of carriage returns. This callback prints, on global rank zero, to 
 - otherwise (logs, SLURM): a line every ``every_seconds`` (default 30 s);
 then a closing line with the steps, images and time, whatever happened.
 A line: ``step 1200 | 76,800/499,200 images (15%) | loss 0.0412 | 1,850 images/s | ETA 3:48`` (a module with an
-image budget, as DiffusionModule's max_images), else ``step 1200/7800 (15%) | 76,800 images | ...``.
+image budget, as DiffusionModule's max_images), else ``step 1200/7800 (15%) | 76,800 images | ...``. An
+adaptively weighted objective (MeanFlow, sCM) also shows ``raw error 41.3`` after the loss: its unweighted error.
 """
 from __future__ import annotations
 
@@ -91,6 +92,9 @@ class TrainingProgress(pl.Callback):
         loss = trainer.callback_metrics.get("train/loss")
         if loss is not None:
             parts.append(f"loss {float(loss):.4g}")
+        raw = trainer.callback_metrics.get("train/raw_error")  # adaptive weighting keeps the loss near 1: this moves
+        if raw is not None:
+            parts.append(f"raw error {float(raw):.4g}")
         parts.append(f"{rate:,.0f} images/s")
         if eta is not None:
             parts.append(f"ETA {_duration(max(eta, 0.0))}")
