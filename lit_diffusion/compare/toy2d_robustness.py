@@ -125,6 +125,23 @@ def table(rows: list[dict], metric: str = "sw1") -> str:
     return "\n".join(lines)
 
 
+def wide_table(rows: list[dict], steps: int, metric: str = "sw1") -> str:
+    """Markdown at one budget: a line per objective x sampler@NFE, a column per dataset (mean over seeds), the
+    floor first."""
+    floors = {r["dataset"]: r[metric] for r in rows if r.get("objective") == "floor"}
+    cells: dict = {}
+    for r in rows:
+        if r.get("objective") != "floor" and r["steps"] == steps:
+            cells.setdefault((r["objective"], f"{r['sampler']}@{r['nfe']}"), {}).setdefault(r["dataset"], []).append(r[metric])
+    datasets = list(dict.fromkeys(d for per in cells.values() for d in per))
+    lines = [f"| {metric.upper()}, {steps} steps | " + " | ".join(datasets) + " |", "|---|" + "---|" * len(datasets),
+             "| floor (two data sets) | " + " | ".join(f"{floors.get(d, float('nan')):.3f}" for d in datasets) + " |"]
+    for (objective, label), per in cells.items():
+        lines.append(f"| {objective} {label} | " + " | ".join(
+            f"{statistics.fmean(per[d]):.3f}" if d in per else "-" for d in datasets) + " |")
+    return "\n".join(lines)
+
+
 def ratios(rows: list[dict], metric: str = "sw1") -> dict:
     """{(dataset, steps): {few-step objective: its 1-step metric / flow matching's best over its evals}}, means
     over seeds."""
