@@ -87,10 +87,9 @@ def run_suite(datasets, budgets, seeds, out: Path, cfg: ToyConfig = ToyConfig(in
     bank = torch.load(sample_path) if sample_path.exists() else {}
     done = {(r["dataset"], r["steps"], r["seed"]) for r in rows if r["objective"] != "floor"}
     for dataset in datasets:
-        floor_row = {"dataset": dataset, "sw1": floor(replace(cfg, dataset=dataset), 1),
-                     "sw2": floor(replace(cfg, dataset=dataset), 2)}
-        rows = [r for r in rows if not (r.get("objective") == "floor" and r["dataset"] == dataset)]
-        rows.append({**floor_row, "objective": "floor"})
+        if not any(r["objective"] == "floor" and r["dataset"] == dataset for r in rows):
+            rows.append({"dataset": dataset, "objective": "floor", "sw1": floor(replace(cfg, dataset=dataset), 1),
+                         "sw2": floor(replace(cfg, dataset=dataset), 2)})
         for steps in budgets:
             for seed in seeds:
                 if (dataset, steps, seed) in done:

@@ -63,7 +63,7 @@ def test_the_robustness_mode_runs_from_the_command_line_and_resumes(tmp_path):
     assert (tmp_path / "fig.png").stat().st_size > 1000 and "1-step SW1" in (tmp_path / "table.md").read_text()
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)  # every cell is there: nothing trains
     assert again.returncode == 0 and json.loads((tmp_path / "results.json").read_text()) == rows
-    bad = subprocess.run(cmd[:4] + ["rings"], capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(cmd[:5] + ["rings"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--datasets: give a comma-separated list of" in bad.stderr
     assert "Traceback" not in bad.stderr
 
