@@ -13,7 +13,8 @@ def _names(text: str, option: str, known: tuple = ()) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if known and n not in known]
     if not names or unknown:
-        raise ValueError(f"--{option}: give a comma-separated list{f' of {list(known)}' if known else ''}, got {text!r}")
+        choices = f" of {list(known)}" if known else ""
+        raise ValueError(f"--{option}: give a comma-separated list{choices}, got {text!r}")
     return names
 
 

@@ -117,7 +117,8 @@ def table(rows: list[dict], metric: str = "sw1") -> str:
     for r in rows:
         if r.get("objective") != "floor":
             groups.setdefault((r["dataset"], r["steps"], r["objective"], r["sampler"], r["nfe"]), []).append(r[metric])
-    lines = [f"| dataset | steps | objective | sampler@NFE | {metric.upper()} (seeds) | floor |", "|---|---|---|---|---|---|"]
+    lines = [f"| dataset | steps | objective | sampler@NFE | {metric.upper()} (seeds) | floor |",
+             "|---|---|---|---|---|---|"]
     for (dataset, steps, objective, sampler, nfe), values in groups.items():
         lines.append(f"| {dataset} | {steps} | {objective} | {sampler}@{nfe} | {_spread(values)} ({len(values)}) | "
                      f"{floors[dataset][metric]:.3f} |" if dataset in floors else "")
@@ -131,7 +132,8 @@ def wide_table(rows: list[dict], steps: int, metric: str = "sw1") -> str:
     cells: dict = {}
     for r in rows:
         if r.get("objective") != "floor" and r["steps"] == steps:
-            cells.setdefault((r["objective"], f"{r['sampler']}@{r['nfe']}"), {}).setdefault(r["dataset"], []).append(r[metric])
+            row = cells.setdefault((r["objective"], f"{r['sampler']}@{r['nfe']}"), {})
+            row.setdefault(r["dataset"], []).append(r[metric])
     datasets = list(dict.fromkeys(d for per in cells.values() for d in per))
     lines = [f"| {metric.upper()}, {steps} steps | " + " | ".join(datasets) + " |", "|---|" + "---|" * len(datasets),
              "| floor (two data sets) | " + " | ".join(f"{floors.get(d, float('nan')):.3f}" for d in datasets) + " |"]

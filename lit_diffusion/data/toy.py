@@ -22,7 +22,8 @@ def ring_and_center(modes: int = 8, radius: float = 1.0, ring_std: float = 0.05,
                     center_weight: float = 0.2) -> GaussianMixture:
     """A ring of narrow Gaussian modes around one wide central mode (widths 0.05 and 0.3: two scales at once)."""
     angles = torch.arange(modes, dtype=torch.float64) * (2 * math.pi / modes)
-    means = torch.cat([radius * torch.stack([torch.cos(angles), torch.sin(angles)], 1), torch.zeros(1, 2, dtype=torch.float64)])
+    ring = radius * torch.stack([torch.cos(angles), torch.sin(angles)], 1)
+    means = torch.cat([ring, torch.zeros(1, 2, dtype=torch.float64)])
     stds = torch.tensor([ring_std] * modes + [center_std], dtype=torch.float64)
     covs = stds[:, None, None] ** 2 * torch.eye(2, dtype=torch.float64)
     weights = torch.tensor([(1 - center_weight) / modes] * modes + [center_weight], dtype=torch.float64)

@@ -61,7 +61,7 @@ class ContinuousConsistency(DiffusionObjective):
             default): the first `warmup_share` of the run, where the training loop passes its progress (the
             Lightning module and training.plain_loop both do), else 10k steps. A fixed 10k never finished
             in short runs: on the 2-D robustness suite (docs/few-step.md, ring_and_center, 1,500 steps) the
-            1-step SW1 was 0.223 (4.1x flow matching's) with 10k steps and 0.082 (1.5x) with a fifth of the run.
+            1-step SW1 was 0.223 (4.3x flow matching's best) with 10k steps and 0.082 (1.6x) with a fifth of the run.
         warmup_share: share of the run the tangent warm-up spans when warmup_steps is None.
         tangent_c: tangent normalisation constant c (None: off).
         adaptive: learn w_phi(t); its parameters are `objective.parameters()` (give them to the optimiser).

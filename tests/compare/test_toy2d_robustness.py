@@ -70,7 +70,7 @@ def test_the_robustness_mode_runs_from_the_command_line_and_resumes(tmp_path):
 
 # The slow subset: two distributions, one seed, a short budget, the one-step objectives against flow matching's
 # best. Measured (seed 0, 300 steps, batch 128, the new sCM warm-up): MeanFlow 1.69x / 1.14x, sCM 0.80x / 0.76x,
-# ECT 0.72x / 1.21x on ring_and_center / checkerboard; sCM at its old default (a 10k-step warm-up) was 4.1-4.3x at
+# ECT 0.72x / 1.21x on ring_and_center / checkerboard; sCM at its old default (a 10k-step warm-up) was 4.3x at
 # 1,500 steps on both. The bound leaves room for another platform's float rounding (one seed).
 SUBSET = ("ring_and_center", "checkerboard")
 RATIO_BOUND = 2.5
