@@ -28,46 +28,47 @@ def _integers(text: str, option: str, least: int) -> list[int]:
     return values
 
 
-def toy2d(*, dataset: Dataset = "eight_gaussians", steps: int = 1500, seed: int = 0, datasets: str | None = None,
-          budgets: str = "1500,3000,10000", seeds: str = "0,1,2", out: str = "runs/toy2d_robustness",
-          figure: str | None = None) -> int:
+def toy2d(*, dataset: Dataset = "eight_gaussians", steps: int = 1500, seed: int = 0) -> int:
     """Head-to-head on a 2-D toy distribution: train DDPM, flow matching, rectified flow (and its reflow),
     consistency models (training, distillation, sCM, ECT), MeanFlow and INDM (against the same diffusion without
     its flow) with the same MLP, budget and seed, and report each one's sliced Wasserstein distance to fresh data
     at several NFEs (and INDM's exact NLL). The entries are the suite of compare/toy2d_suite.py (objectives of
     the registry), trained in the plain loop of training/plain_loop.py. Pure torch: a few minutes on a laptop CPU.
-    With --datasets, the robustness suite instead (compare/toy2d_robustness.py): every few-step-relevant objective
-    with its class defaults over datasets x budgets x seeds, SW1 and SW2 at its default sampler and NFE 1, 2, 4,
-    the finite-sample floor, a markdown table (mean ± std over seeds) and each few-step objective's 1-step SW1
-    over flow matching's best.
+    With --datasets, the robustness suite instead (`lit-diffusion toy2d --datasets x --help`).
 
     Args:
         dataset: the 2-D distribution.
         steps: optimiser steps per objective.
         seed: seed of the networks, the data and the noise.
-        datasets: robustness mode: comma-separated distributions (eight_gaussians, ring_and_center,
-            checkerboard, two_moons, spirals, student_t).
-        budgets: robustness mode: comma-separated optimiser steps per objective.
-        seeds: robustness mode: comma-separated seeds.
-        out: robustness mode: folder of results.json (resumed when it exists), table.md and samples.pt.
-        figure: robustness mode: also write the samples (objective x dataset, first budget and seed) to this PNG.
     """
     import torch
+
+    from lit_diffusion.compare.toy2d import ToyConfig, run as run_toy
 
     if steps < 1:
         raise ValueError(f"--steps must be >= 1, got {steps}")
     torch.set_num_threads(1)  # a 2-D MLP is too small to gain from threads; they only contend
-    if datasets is not None:
-        return robustness(datasets, budgets, seeds, out, figure)
-    from lit_diffusion.compare.toy2d import ToyConfig, run as run_toy
-
     print(f"toy 2-D head-to-head on {dataset}: {steps} steps per objective; "
           "sliced Wasserstein-2 to fresh data (lower is better), sampler@NFE")
     run_toy(ToyConfig(dataset=dataset, steps=steps, seed=seed))
     return 0
 
 
-def robustness(datasets: str, budgets: str, seeds: str, out: str, figure: str | None) -> int:
+def robustness(*, datasets: str, budgets: str = "1500,3000,10000", seeds: str = "0,1,2",
+               out: str = "runs/toy2d_robustness", figure: str | None = None) -> int:
+    """The robustness suite (compare/toy2d_robustness.py): flow matching, DDPM, iCT, MeanFlow, sCM and ECT with
+    their class defaults over datasets x budgets x seeds, SW1 and SW2 at each one's default sampler and NFE 1, 2,
+    4, the finite-sample floor, a markdown table (mean ± std over seeds) and each few-step objective's 1-step SW1
+    over flow matching's best.
+
+    Args:
+        datasets: comma-separated distributions (eight_gaussians, ring_and_center, checkerboard, two_moons,
+            spirals, student_t).
+        budgets: comma-separated optimiser steps per objective.
+        seeds: comma-separated seeds.
+        out: folder of results.json (resumed when it exists), table.md and samples.pt.
+        figure: also write the samples (objective x dataset, first budget and seed) to this PNG.
+    """
     from pathlib import Path
 
     import torch
@@ -77,6 +78,7 @@ def robustness(datasets: str, budgets: str, seeds: str, out: str, figure: str | 
 
     names, steps = _names(datasets, "datasets", TOY_DATASETS), _integers(budgets, "budgets", 1)
     seed_list = _integers(seeds, "seeds", 0)
+    torch.set_num_threads(1)
     print(f"toy 2-D robustness suite: {names} x {steps} steps x seeds {seed_list}; SW1 to fresh data, sampler@NFE")
     rows = suite.run_suite(names, steps, seed_list, Path(out), figure_cell=(steps[0], seed_list[0]))
     text = f"{suite.table(rows, 'sw1')}\n\n{suite.table(rows, 'sw2')}\n\n1-step SW1 / flow matching's best:\n\n" \
@@ -90,4 +92,5 @@ def robustness(datasets: str, budgets: str, seeds: str, out: str, figure: str | 
 
 
 def main(argv: list[str]) -> int:
-    return run(toy2d, argv, "lit-diffusion toy2d", errors=(ValueError,), error_status=2)
+    command = robustness if any(a == "--datasets" or a.startswith("--datasets=") for a in argv) else toy2d
+    return run(command, argv, "lit-diffusion toy2d", errors=(ValueError,), error_status=2)
