@@ -33,8 +33,8 @@ def test_sliced_w1_is_the_mean_gap_of_a_shift_and_w2_its_root_mean_square():
     x = torch.randn(500, 2, generator=torch.Generator().manual_seed(0))
     y = x + torch.tensor([0.3, 0.0])
     g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
-    assert sliced_wasserstein(x, y, projections=20000, generator=g(), p=1) == pytest.approx(0.3 * 2 / math.pi, rel=0.02)
-    assert sliced_wasserstein(x, y, projections=20000, generator=g()) == pytest.approx(0.3 / math.sqrt(2), rel=0.02)
+    assert sliced_wasserstein(x, y, projections=4000, generator=g(), p=1) == pytest.approx(0.3 * 2 / math.pi, rel=0.04)
+    assert sliced_wasserstein(x, y, projections=4000, generator=g()) == pytest.approx(0.3 / math.sqrt(2), rel=0.04)
     with pytest.raises(ValueError, match="p must be 1 or 2"):
         sliced_wasserstein(x, y, p=3)
 
