@@ -62,14 +62,23 @@ def train(objective, cfg: ToyConfig, net: MLP | None = None, pairs=None, log=Non
     return train_plain(objective, net, batches, steps=cfg.steps, lr=cfg.lr, seed=cfg.seed + 1, log=log)
 
 
-def evaluate(objective, net, cfg: ToyConfig, sampler: str, nfe: int, seed: int = 123) -> float:
-    """Sliced Wasserstein distance between `eval_samples` generated and fresh data samples."""
+def generate(objective, net, cfg: ToyConfig, sampler: str, nfe: int, seed: int = 123) -> torch.Tensor:
+    """`eval_samples` generated points (the same noise for every objective)."""
     g = torch.Generator().manual_seed(seed)
     noise = torch.randn(cfg.eval_samples, 2, generator=g)
     with torch.no_grad():
-        x = objective.sample(net, noise, sampler=sampler, nfe=nfe, generator=g)
+        return objective.sample(net, noise, sampler=sampler, nfe=nfe, generator=g)
+
+
+def evaluate(objective, net, cfg: ToyConfig, sampler: str, nfe: int, seed: int = 123, p: int = 2) -> float:
+    """Sliced Wasserstein-p distance between `eval_samples` generated and fresh data samples."""
+    x = generate(objective, net, cfg, sampler, nfe, seed)
+    return distance_to_data(x, cfg, seed, p)
+
+
+def distance_to_data(x: torch.Tensor, cfg: ToyConfig, seed: int = 123, p: int = 2) -> float:
     data = sample_toy(cfg.dataset, cfg.eval_samples, generator=torch.Generator().manual_seed(seed + 1))
-    return sliced_wasserstein(x, data, generator=torch.Generator().manual_seed(seed + 2))
+    return sliced_wasserstein(x, data, generator=torch.Generator().manual_seed(seed + 2), p=p)
 
 
 @dataclass

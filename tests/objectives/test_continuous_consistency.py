@@ -101,3 +101,19 @@ def test_scm_trains_in_a_plain_loop_on_its_defaults():
         loss.backward()
         opt.step()
     assert error(obj.sample(net, noise)) < 0.5 * untrained
+
+
+def test_the_default_tangent_warmup_spans_a_fifth_of_the_run_or_10k_steps_without_progress():
+    """Issue 32: a fixed 10k-step warm-up never finished in short runs (sCM 4x flow matching's 1-step SW1)."""
+    obj = ContinuousConsistency(adaptive=False)
+    obj.set_training_step(30, progress=0.1)
+    assert obj.tangent_warmup() == pytest.approx(0.5)
+    obj.set_training_step(60, progress=0.3)
+    assert obj.tangent_warmup() == 1.0
+    obj.set_training_step(2_500)  # a loop that knows no progress: the paper's 10k steps
+    assert obj.tangent_warmup() == pytest.approx(0.25)
+    no_warmup = ContinuousConsistency(warmup_share=0.0, adaptive=False)
+    no_warmup.set_training_step(0, progress=0.0)
+    assert no_warmup.tangent_warmup() == 1.0
+    with pytest.raises(ValueError, match="warmup_share"):
+        ContinuousConsistency(warmup_share=1.5)
