@@ -338,11 +338,17 @@ class Bench:
     def lightning(self):
         import lightning_vs_bare as lvb
 
-        n1, n2 = (1, 2) if self.tiny else (20, 60)
+        import statistics
+
+        n1, n2, repeats = (1, 2, 1) if self.tiny else (20, 60, 3)
         with tempfile.TemporaryDirectory() as tmp:
             shards = lvb.digits(Path(tmp) / "digits16")
-            lit, bare = lvb.compare(shards, "small", n1, n2, Path(tmp), self.device.type)
-        return {"lightning_ms": 1e3 * lit, "bare_ms": 1e3 * bare, "ratio": lit / bare}
+            measured = lvb.rounds(shards, "small", n1, n2, Path(tmp), self.device.type, repeats)
+        # wall-clock ms/step, median over the rounds (a warm-up run per side first, alternating order)
+        lit = statistics.median(r["lightning"][0] for r in measured)
+        bare = statistics.median(r["bare"][0] for r in measured)
+        return {"lightning_ms": lit, "bare_ms": bare, "ratio": statistics.median(
+            r["lightning"][0] / r["bare"][0] for r in measured)}
 
 
 def _short(value) -> str:
