@@ -21,7 +21,7 @@ from lit_diffusion.data.writes import writing
 from lit_diffusion.distributed import process
 from lit_diffusion.generation.images import image_grid, save_png, to_uint8
 from lit_diffusion.generation.latents import LatentCodec, to_images
-from lit_diffusion.generation.loop import GeneratedBatch, generate
+from lit_diffusion.generation.loop import GeneratedBatch, generate, index_batches
 from lit_diffusion.generation.noise import rank_indices, sample_noise
 from lit_diffusion.samplers import THRESHOLDS
 
@@ -116,9 +116,7 @@ class GenerationSession:
         done, mine, nfe = 0, len(rank_indices(num, self.rank, self.world_size)), options.get("nfe")
         for batch in self.batches(num, **options):
             nfe, done = batch.nfe, done + len(batch.indices)
-            for i, image in zip(batch.indices, to_uint8(to_images(batch.x0, self.module.latent, self.codec))):
-                with writing(folder / f"sample_{i:06d}.png", discard=True):
-                    save_png(image, folder / f"sample_{i:06d}.png")
+            write_pngs(folder, batch.indices, to_uint8(to_images(batch.x0, self.module.latent, self.codec)))
             print(f"rank {self.rank}: {done}/{mine} samples ({nfe} NFE each)", file=sys.stderr)
         if self.world_size > 1:
             torch.distributed.barrier()
@@ -169,9 +167,8 @@ class GenerationSession:
         with writing(folder):
             folder.mkdir(parents=True, exist_ok=True)
         num, nfe = len(images), options.get("nfe")
-        mine = rank_indices(num, self.rank, self.world_size)
-        for start in range(0, len(mine), batch_size):
-            idx = mine[start:start + batch_size]
+        mine = len(rank_indices(num, self.rank, self.world_size))
+        for start, idx in index_batches(num, batch_size, self.rank, self.world_size):  # as `generate` batches
             x = images[idx].to(self.device)
             noise = sample_noise(idx, x.shape[1:], seed).to(self.device)
             cond = None if labels is None else labels[idx].to(self.device)
@@ -183,10 +180,8 @@ class GenerationSession:
                 out = editing.inpaint(self.module.objective, self.net, x, m, noise, cond=cond, generator=generator,
                                       **options)
             nfe = out.nfe
-            for i, image in zip(idx, to_uint8(out.x0)):
-                with writing(folder / f"sample_{i:06d}.png", discard=True):
-                    save_png(image, folder / f"sample_{i:06d}.png")
-            print(f"rank {self.rank}: {start + len(idx)}/{len(mine)} edits ({nfe} NFE each)", file=sys.stderr)
+            write_pngs(folder, idx, to_uint8(out.x0))
+            print(f"rank {self.rank}: {start + len(idx)}/{mine} edits ({nfe} NFE each)", file=sys.stderr)
         if self.world_size > 1:
             torch.distributed.barrier()
         if self.rank == 0:
@@ -204,6 +199,13 @@ class GenerationSession:
             print(f"{self.command.split()[-1]}: {batch.indices[-1] + 1}/{num} pairs", file=sys.stderr)
         return Couplings(np.concatenate(noises).astype(np.float32), np.concatenate(targets).astype(np.float32),
                          np.concatenate(labels).astype(np.int64) if labels else None)
+
+
+def write_pngs(folder: Path, indices, images) -> None:
+    """Image i as folder/sample_{i:06d}.png; a failed write leaves no partial file and says which (data.writes)."""
+    for i, image in zip(indices, images):
+        with writing(folder / f"sample_{i:06d}.png", discard=True):
+            save_png(image, folder / f"sample_{i:06d}.png")
 
 
 def write_collection(folder: Path, num: int, num_classes: int, label: Optional[int],
