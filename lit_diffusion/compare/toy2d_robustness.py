@@ -14,9 +14,11 @@ from pathlib import Path
 
 import torch
 
+from lit_diffusion.compare.json_files import write_json_atomic
 from lit_diffusion.compare.toy2d import ToyConfig, ToyRun, distance_to_data, generate, run_entry
 from lit_diffusion.compare.toy2d_suite import ToyEntry, ToyNet
 from lit_diffusion.data.toy import sample_toy
+from lit_diffusion.evaluation.cache import atomic_save
 from lit_diffusion.objectives import OBJECTIVES
 
 NFES = (1, 2, 4)
@@ -98,9 +100,9 @@ def run_suite(datasets, budgets, seeds, out: Path, cfg: ToyConfig = ToyConfig(in
                 rows += run_cell(replace(cfg, dataset=dataset, steps=steps, seed=seed), suite, log, samples)
                 if samples:
                     bank[dataset] = samples
-                    torch.save(bank, sample_path)
-                path.write_text(json.dumps(rows, indent=1))
-    path.write_text(json.dumps(rows, indent=1))
+                    atomic_save(bank, sample_path)  # whole or not at all: a kill mid-write keeps the cells done
+                write_json_atomic(rows, path)
+    write_json_atomic(rows, path)
     return rows
 
 
