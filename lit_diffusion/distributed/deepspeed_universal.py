@@ -11,33 +11,39 @@ ranks' partitions. Two things that format leaves out are put back here, from the
 Both are read whole with DeepSpeed's zero_to_fp32 merge and cut into this rank's partitions (distributed/shards).
 
 The universal copy is written once, by rank 0, beside the partitions in the same checkpoint folder (tag
-`universal`, named by `latest_universal`, DeepSpeed's convention), and reused by later resumes; it costs about
-16 bytes per trained parameter on disk. A resume on the saved rank count still reads the partitions."""
+`universal_<the tag it was converted from>`, named by `latest_universal`, DeepSpeed's convention), and reused by
+later resumes of that tag only: a folder saved again under a new tag is converted again, never resumed from the
+older copy. It costs about 16 bytes per trained parameter on disk. A resume on the saved rank count still reads
+the partitions."""
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 import torch
 
 from lit_diffusion.distributed.shards import shard_of
 
-UNIVERSAL_TAG, LATEST_UNIVERSAL = "universal", "latest_universal"  # DeepSpeed reads `latest_universal`
+LATEST_UNIVERSAL = "latest_universal"  # DeepSpeed reads the universal tag's name from this file
 
 
 def write_universal(folder: str | Path) -> Path:
-    """Convert the folder's latest tag to DeepSpeed's universal format beside it (once); returns its tag folder."""
+    """Convert the folder's latest tag to DeepSpeed's universal format beside it (once per tag); returns the
+    universal tag's folder."""
     folder = Path(folder)
-    out = folder / UNIVERSAL_TAG
-    if (folder / LATEST_UNIVERSAL).is_file() and out.is_dir():
+    tag = (folder / "latest").read_text().strip()
+    name = f"universal_{tag}"
+    out, marker = folder / name, folder / LATEST_UNIVERSAL
+    if marker.is_file() and marker.read_text().strip() == name and out.is_dir():
         return out
     from deepspeed.checkpoint.ds_to_universal import main as ds_to_universal
 
-    tag = folder / (folder / "latest").read_text().strip()
-    ds_to_universal(argparse.Namespace(input_folder=str(tag), output_folder=str(out), num_extract_workers=1,
+    shutil.rmtree(out, ignore_errors=True)  # what an interrupted conversion left: never named by the marker
+    ds_to_universal(argparse.Namespace(input_folder=str(folder / tag), output_folder=str(out), num_extract_workers=1,
                                        num_merge_workers=1, keep_temp_folder=False, strict=True,
                                        inject_missing_state=False))
-    (folder / LATEST_UNIVERSAL).write_text(UNIVERSAL_TAG)  # last: a folder without it is converted again
+    marker.write_text(name)  # last: a folder whose marker names another tag (or none) is converted again
     return out
 
 

@@ -52,10 +52,10 @@ class ZeroStrategy(DeepSpeedStrategy):
             return super().load_checkpoint(checkpoint_path, weights_only)
         from lit_diffusion.distributed.deepspeed_universal import restore_frozen_and_buffers, write_universal
 
-        failure = [None]
+        failure, universal = [None], None
         if self.is_global_zero:
             try:
-                write_universal(checkpoint_path)
+                universal = write_universal(checkpoint_path)
             except Exception as error:  # DeepSpeed's converter: any failure is reported in one line below
                 failure[0] = f"{type(error).__name__}: {error}"
         failure = self.broadcast(failure)
@@ -71,6 +71,7 @@ class ZeroStrategy(DeepSpeedStrategy):
         finally:
             config.load_universal_checkpoint = False
         restore_frozen_and_buffers(self.deepspeed_engine.module, checkpoint_path)
-        log.info("resumed a ZeRO-3 checkpoint written on %d rank(s) on %d through DeepSpeed's universal checkpoint "
-                 "(%s)", saved, self.world_size, Path(checkpoint_path) / "universal")
+        if universal is not None:  # rank 0, which converted it
+            log.info("resumed a ZeRO-3 checkpoint written on %d rank(s) on %d through DeepSpeed's universal checkpoint "
+                     "(%s)", saved, self.world_size, universal)
         return checkpoint

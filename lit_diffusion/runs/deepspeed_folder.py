@@ -12,7 +12,7 @@ master copy, the frozen ones, such as the EMA's shadow, from their saved fragmen
 without torch.distributed, so `sample`, `compare` and `--model.init_from` read a folder as they read a file, and
 `consolidate` writes it once as a file (with its content hash) for tools that have no DeepSpeed installed.
 Resuming a folder stays DeepSpeed's (the same --trainer.strategy; a ZeRO-3 folder on another number of ranks goes
-through DeepSpeed's universal checkpoint, written beside the partitions under `universal/`:
+through DeepSpeed's universal checkpoint, written beside the partitions under `universal_<tag>/`:
 distributed/deepspeed_universal.py)."""
 from __future__ import annotations
 
