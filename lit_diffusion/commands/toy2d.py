@@ -55,7 +55,8 @@ def toy2d(*, dataset: Dataset = "eight_gaussians", steps: int = 1500, seed: int 
 
 
 def robustness(*, datasets: str, budgets: str = "1500,3000,10000", seeds: str = "0,1,2",
-               out: str = "runs/toy2d_robustness", figure: str | None = None) -> int:
+               out: str = "runs/toy2d_robustness", figure: str | None = None, width: int = 128, depth: int = 2,
+               lr: float = 3e-3, batch_size: int = 256) -> int:
     """The robustness suite (compare/toy2d_robustness.py): flow matching, DDPM, iCT, MeanFlow, sCM and ECT with
     their class defaults over datasets x budgets x seeds, SW1 and SW2 at each one's default sampler and NFE 1, 2,
     4, the finite-sample floor, a markdown table (mean ± std over seeds) and each few-step objective's 1-step SW1
@@ -68,7 +69,12 @@ def robustness(*, datasets: str, budgets: str = "1500,3000,10000", seeds: str = 
         seeds: comma-separated seeds.
         out: folder of results.json (resumed when it exists), table.md and samples.pt.
         figure: also write the samples (objective x dataset, first budget and seed) to this PNG.
+        width: hidden width of every entry's MLP.
+        depth: hidden layers of every entry's MLP.
+        lr: Adam's learning rate (cosine decay over the run).
+        batch_size: data points per optimiser step.
     """
+    from dataclasses import replace
     from pathlib import Path
 
     import torch
@@ -78,9 +84,13 @@ def robustness(*, datasets: str, budgets: str = "1500,3000,10000", seeds: str = 
 
     names, steps = _names(datasets, "datasets", TOY_DATASETS), _integers(budgets, "budgets", 1)
     seed_list = _integers(seeds, "seeds", 0)
+    if min(width, depth, batch_size) < 1 or not lr > 0:
+        raise ValueError(f"--width, --depth and --batch_size must be >= 1 and --lr > 0, got {width}, {depth}, "
+                         f"{batch_size}, {lr}")
+    cfg = replace(suite.ToyConfig(indm=False), width=width, depth=depth, lr=lr, batch_size=batch_size)
     torch.set_num_threads(1)
     print(f"toy 2-D robustness suite: {names} x {steps} steps x seeds {seed_list}; SW1 to fresh data, sampler@NFE")
-    rows = suite.run_suite(names, steps, seed_list, Path(out), figure_cell=(steps[0], seed_list[0]))
+    rows = suite.run_suite(names, steps, seed_list, Path(out), cfg, figure_cell=(steps[0], seed_list[0]))
     text = f"{suite.table(rows, 'sw1')}\n\n{suite.table(rows, 'sw2')}\n\n1-step SW1 / flow matching's best:\n\n" \
            f"{suite.ratio_table(rows)}\n"
     (Path(out) / "table.md").write_text(text)

@@ -79,11 +79,34 @@ def run_cell(cfg: ToyConfig, suite=ROBUST_SUITE, log=print, samples: dict | None
     return rows
 
 
+def setup_of(cfg: ToyConfig) -> dict:
+    """What every cell of a results folder shares (the network, optimiser and scoring); per-cell keys excluded."""
+    return {"width": cfg.width, "depth": cfg.depth, "lr": cfg.lr, "batch_size": cfg.batch_size,
+            "eval_samples": cfg.eval_samples}
+
+
+def check_setup(out: Path, cfg: ToyConfig) -> None:
+    """out/setup.json records the setup the folder's cells were trained with; resuming with another would mix
+    two setups in one table, so it is refused."""
+    path, setup = out / "setup.json", setup_of(cfg)
+    if not path.exists():
+        if (out / "results.json").exists():  # a folder from before setup.json: the defaults it was run with
+            write_json_atomic(setup_of(ToyConfig()), path)
+        else:
+            write_json_atomic(setup, path)
+    found = json.loads(path.read_text())
+    if found != setup:
+        changed = ", ".join(f"{k} {found.get(k)} -> {v}" for k, v in setup.items() if found.get(k) != v)
+        raise ValueError(f"{out} holds cells trained with another setup ({changed}); give another --out, or the "
+                         f"setup of {path}")
+
+
 def run_suite(datasets, budgets, seeds, out: Path, cfg: ToyConfig = ToyConfig(indm=False), suite=ROBUST_SUITE,
               log=print, figure_cell: tuple[int, int] | None = None) -> list[dict]:
     """Every (dataset, budget, seed) cell not yet in out/results.json; returns all rows. The default-sampler
     samples of the cells at figure_cell = (budget, seed) are saved to out/samples.pt for the figure."""
     out.mkdir(parents=True, exist_ok=True)
+    check_setup(out, cfg)
     path, sample_path = out / "results.json", out / "samples.pt"
     rows = json.loads(path.read_text()) if path.exists() else []
     bank = torch.load(sample_path) if sample_path.exists() else {}

@@ -66,6 +66,14 @@ def test_the_robustness_mode_runs_from_the_command_line_and_resumes(tmp_path):
     bad = subprocess.run(cmd[:5] + ["rings"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--datasets: give a comma-separated list of" in bad.stderr
     assert "Traceback" not in bad.stderr
+    # another network in the same folder would mix two setups in one table: refused, the cells kept
+    wider = subprocess.run(cmd + ["--width", "16", "--depth", "1"], capture_output=True, text=True, timeout=120)
+    assert wider.returncode == 2 and "width 128 -> 16, depth 2 -> 1" in wider.stderr and "another --out" in wider.stderr
+    assert "Traceback" not in wider.stderr and json.loads((tmp_path / "results.json").read_text()) == rows
+    small = subprocess.run(cmd[:-4] + ["--out", str(tmp_path / "small"), "--width", "16", "--depth", "1",
+                                       "--batch_size", "8", "--lr", "0.01"], capture_output=True, text=True, timeout=300)
+    assert small.returncode == 0, small.stderr
+    assert json.loads((tmp_path / "small" / "setup.json").read_text())["width"] == 16
 
 
 # The slow subset: two distributions, one seed, a short budget, the one-step objectives against flow matching's
