@@ -3,9 +3,6 @@ is also the round's teacher, a chain of rounds counts every stage at its own FLO
 on an objective that takes no teacher is one line. The checkpoints of the accounting tests are written as files
 with the record fields alone (runs/record.py reads nothing else from them)."""
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +10,7 @@ import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
-from lit_diffusion.cli import main as cli_main
+from lit_diffusion.cli import DEBUG_ENV, main as cli_main
 from lit_diffusion.compare.compute import StepCost, module_from_fit_config, probe_batch
 from lit_diffusion.compare.suite import load_suite
 from lit_diffusion.compare.train import checkpoint_spacing, fit_config, record_training
@@ -98,7 +95,7 @@ def test_the_mnist_suite_chains_its_rounds_on_kept_checkpoints():
         assert entry.samplers == {"ddim:uniform": [teacher_steps // 2]}  # the student's own steps
 
 
-def test_teacher_true_on_an_objective_without_a_teacher_is_one_line(tmp_path):
+def test_teacher_true_on_an_objective_without_a_teacher_is_one_line(tmp_path, capsys, monkeypatch):
     ect = {"name": "ect", "config": str(EXPERIMENTS / "objectives/consistency_tuning.yaml"),
            "samplers": {"consistency": [1]}, "tune_from": {"objective": "ddpm", "images": 128, "teacher": True}}
     suite = {"name": "bad", "out": str(tmp_path / "out"), "shards": str(tmp_path / "none"),
@@ -106,17 +103,15 @@ def test_teacher_true_on_an_objective_without_a_teacher_is_one_line(tmp_path):
              "objectives": [DDPM, ect]}
     path = tmp_path / "suite.yaml"
     path.write_text(yaml.safe_dump(suite))
-    done = subprocess.run([sys.executable, "-m", "lit_diffusion.cli", "compare", "-c", str(path)], cwd=REPO,
-                          capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1"))
-    assert done.returncode != 0 and "Traceback" not in done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.startswith("lit-diffusion compare")]
-    assert len(lines) == 1, done.stderr  # and the house's pointer to --debug for the traceback
+    monkeypatch.delenv(DEBUG_ENV, raising=False)
+    assert cli_main(["compare", "-c", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("lit-diffusion compare")]
+    assert len(lines) == 1, err  # and the house's pointer to --debug for the traceback
     assert "objectives[1] ('ect'): tune_from.teacher" in lines[0] and "no teacher_checkpoint argument" in lines[0]
     assert "progressive_distillation.yaml" in lines[0]  # what to use instead
     assert not (tmp_path / "out").exists()  # refused before anything ran
-
-
 
 @pytest.mark.slow
 def test_a_distillation_round_trains_and_is_reported(tmp_path):
