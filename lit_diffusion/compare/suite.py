@@ -22,8 +22,8 @@ UNKNOWN_KEYS_OF = {"slurm": "slurm options"}  # what the keys of a section are c
 FORMS = {  # how these keys are written, for an error about their type (the rest are described by their type)
     "seeds": "a list of integers, e.g. [0, 1, 2]",
     "budget.max_flops": "a number, e.g. 2.0e13",
-    "tune_from": "{objective: NAME, images: N[, teacher: true]} (an earlier entry, the images its checkpoint may have "
-                 "seen, and whether that checkpoint is also the teacher)",
+    "tune_from": "{objective: NAME, images: N} (an earlier entry and the images its checkpoint may have seen), and "
+                 "teacher: true to distil from that checkpoint too",
     "overrides": 'a list of strings (quote numbers: "0")',
 }
 
