@@ -5,7 +5,8 @@ the same counter as the training log, and a budget in FLOPs turned into each obj
 Why measured per objective: the objectives cost very different compute per image (a consistency step adds a
 target forward, distillation a teacher's ODE step, sCM and MeanFlow a JVP), so equal images are not equal
 compute. The count covers matrix products, convolutions and attention (torch.utils.flop_counter), not
-element-wise work or the optimiser: on these networks those are a small share."""
+element-wise work or the optimiser: on these networks those are a small share. A distillation round whose
+teacher is an earlier run's checkpoint (tune_from.teacher) is measured after training, with that teacher."""
 from __future__ import annotations
 
 import json
@@ -61,11 +62,21 @@ def probe_batch(shards: str, batch_size: int, conditional: bool) -> dict:
     return batch
 
 
+def has_teacher(entry: ObjectiveEntry) -> bool:
+    """Whether the entry's objective distils from the checkpoint it starts from (tune_from.teacher): its step
+    can be measured only once that checkpoint exists."""
+    return entry.tune_from is not None and entry.tune_from.teacher
+
+
 def measure_step_cost(suite: Suite, entry: ObjectiveEntry) -> StepCost:
-    """The FLOPs of one training step of this objective in this suite (its fit config, first seed)."""
+    """The FLOPs of one training step of this objective in this suite (its fit config, first seed). An entry with
+    a teacher is built from its full config (the teacher read from its checkpoint), so that the teacher's forward
+    passes, real training cost, are counted: call it once the run it is tuned from has trained."""
     from lit_diffusion.compare.train import fit_config
 
-    config = fit_config(suite, entry, suite.seeds[0], max_images=suite.max_images)  # FLOPs do not depend on it
+    seed = suite.seeds[0]  # FLOPs do not depend on the image budget
+    budget = None if has_teacher(entry) else suite.max_images  # None: the full config, start checkpoint included
+    config = fit_config(suite, entry, seed, max_images=budget)
     batch_size = int(config["data"]["batch_size"])
     with torch.random.fork_rng(devices=[]):  # building the module draws initial weights: leave the caller's RNG
         module = module_from_fit_config(config)
@@ -90,13 +101,35 @@ def resolve_budgets(suite: Suite, log=print) -> tuple[Suite, dict[str, StepCost]
     (the suite with those budgets, the costs). The costs are written to OUT/compute.json."""
     costs, images = {}, {}
     for entry in suite.objectives:
+        if has_teacher(entry):  # tune_from needs an image budget, so no image budget waits on this measurement
+            log(f"[{entry.name}] training step: measured once its teacher ({entry.tune_from.objective}'s checkpoint) "
+                "has trained")
+            continue
         costs[entry.name] = cost = measure_step_cost(suite, entry)
         line = f"[{entry.name}] training step: {cost.flops_per_step / 1e9:.3f} GFLOP ({cost.batch_size} images)"
         if suite.max_flops:
             images[entry.name] = images_for_flops(suite.max_flops, cost, entry.name)
             line += f"; budget {suite.max_flops:.3g} FLOPs = {images[entry.name]:,} images"
         log(line)
+    _write_costs(suite, costs)
+    return replace(suite, objective_images=images), costs
+
+
+def measure_teacher_steps(suite: Suite, costs: dict[str, StepCost], log=print) -> dict[str, StepCost]:
+    """`costs` with the step cost of every entry with a teacher added (after training, when each teacher's
+    checkpoint exists; resolve_budgets leaves them out), in suite order; OUT/compute.json rewritten with them."""
+    costs = dict(costs)
+    for entry in suite.objectives:
+        if has_teacher(entry) and entry.name not in costs:
+            costs[entry.name] = cost = measure_step_cost(suite, entry)
+            log(f"[{entry.name}] training step: {cost.flops_per_step / 1e9:.3f} GFLOP ({cost.batch_size} images, "
+                f"the teacher's forward passes included)")
+    _write_costs(suite, costs)
+    return costs
+
+
+def _write_costs(suite: Suite, costs: dict[str, StepCost]) -> None:
     out = Path(suite.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic({n: asdict(c) for n, c in costs.items()}, out / "compute.json")
-    return replace(suite, objective_images=images), costs
+    measured = {e.name: asdict(costs[e.name]) for e in suite.objectives if e.name in costs}
+    write_json_atomic(measured, out / "compute.json")

@@ -8,7 +8,7 @@ import contextlib
 from pathlib import Path
 
 from lit_diffusion.compare.aggregate import summarise
-from lit_diffusion.compare.compute import resolve_budgets
+from lit_diffusion.compare.compute import measure_teacher_steps, resolve_budgets
 from lit_diffusion.compare.curve import write_curve
 from lit_diffusion.compare.evaluate import evaluate_all, one_intra_op_thread
 from lit_diffusion.compare.phases import PhaseClock
@@ -17,7 +17,7 @@ from lit_diffusion.compare.report import write_report
 from lit_diffusion.compare.results import MetricColumn, ScoreTable
 from lit_diffusion.compare.score import DEVICE
 from lit_diffusion.compare.suite import Suite
-from lit_diffusion.compare.train import train_all
+from lit_diffusion.compare.train import record_all, train_all
 
 
 def ensure_shards(suite: Suite) -> None:
@@ -79,7 +79,10 @@ def _run(suite: Suite, out: Path, names: list[str], log) -> Path:
     with clock.phase("FLOPs of a training step (each objective)"):
         suite, costs = resolve_budgets(suite, log)
     with clock.phase("training (side by side)"):
-        records = train_all(suite, log, costs)
+        train_all(suite, log, costs)
+    with clock.phase("FLOPs of a distillation step (with its trained teacher)"):
+        costs = measure_teacher_steps(suite, costs, log)
+    records = record_all(suite, costs)
     with clock.phase("feature network and reference statistics"):
         log("[evaluation] feature networks and reference statistics (cached after the first time)")
         metrics = make_metrics(names, feature_network(suite, out), DEVICE)

@@ -22,7 +22,8 @@ UNKNOWN_KEYS_OF = {"slurm": "slurm options"}  # what the keys of a section are c
 FORMS = {  # how these keys are written, for an error about their type (the rest are described by their type)
     "seeds": "a list of integers, e.g. [0, 1, 2]",
     "budget.max_flops": "a number, e.g. 2.0e13",
-    "tune_from": "{objective: NAME, images: N} (an earlier entry and the images its checkpoint may have seen)",
+    "tune_from": "{objective: NAME, images: N} (an earlier entry and the images its checkpoint may have seen), and "
+                 "teacher: true to distil from that checkpoint too",
     "overrides": 'a list of strings (quote numbers: "0")',
 }
 
@@ -36,10 +37,17 @@ class TuneFrom:
     """Start this entry from the checkpoint of an earlier entry of the suite (same seed) that has seen at most
     `images` training images, and train it for the rest of the budget: pre-training and tuning together spend
     the same images as every other run (ECT, Geng et al. 2024: consistency tuning of a trained diffusion or
-    flow model; the pre-training counts in its compute)."""
+    flow model; the pre-training counts in its compute). With `teacher: true` the same checkpoint is also the
+    objective's teacher (`--model.objective.init_args.teacher_checkpoint`): a round of progressive distillation
+    (Salimans & Ho 2022) starts from its teacher's weights. Rounds chain (pd2 tuned from pd4 tuned from ddpm):
+    `images` counts the whole chain, as the tuned run's records and curve do."""
 
     objective: str
     images: int
+    """the start checkpoint is the source run's kept checkpoint with the most images up to this many (counting
+    the source's own pre-training, if it was tuned too)"""
+    teacher: bool = False
+    """also pass that checkpoint as the objective's teacher_checkpoint (progressive distillation)"""
 
 
 @dataclass(frozen=True)
@@ -55,7 +63,7 @@ class ObjectiveEntry:
     overrides: list[str] = field(default_factory=list)
     """extra `fit` command-line overrides for this objective"""
     tune_from: TuneFrom | None = None
-    """start from another entry's checkpoint (consistency tuning)"""
+    """start from another entry's checkpoint (consistency tuning; with teacher: true, also distil from it)"""
 
     def __post_init__(self):
         for key, nfes in self.samplers.items():
@@ -269,8 +277,36 @@ def load_suite(path: str | Path) -> Suite:
     except (SchemaError, SuiteError) as error:
         raise SuiteError(f"{path}: {error}") from None
     resolve = lambda p: str(p if Path(p).is_absolute() or Path(p).exists() else (path.parent / p))  # noqa: E731
-    return replace(suite, base_config=resolve(suite.base_config), source=str(path),
-                   objectives=[replace(o, config=resolve(o.config)) for o in suite.objectives])
+    suite = replace(suite, base_config=resolve(suite.base_config), source=str(path),
+                    objectives=[replace(o, config=resolve(o.config)) for o in suite.objectives])
+    for i, entry in enumerate(suite.objectives):
+        if entry.tune_from is not None and entry.tune_from.teacher:
+            _check_takes_teacher(path, i, entry)
+    return suite
+
+
+def _check_takes_teacher(path: Path, i: int, entry: ObjectiveEntry) -> None:
+    """`tune_from.teacher` needs an objective with a `teacher_checkpoint` argument: read from its YAML's class
+    (the signature, so that a default in the class counts), without building anything."""
+    import importlib
+    import inspect
+
+    where = f"{path}: objectives[{i}] ({entry.name!r}): tune_from.teacher"
+    try:
+        spec = ((yaml.safe_load(Path(entry.config).read_text()) or {}).get("model") or {}).get("objective") or {}
+    except (OSError, yaml.YAMLError, AttributeError):
+        return  # an unreadable config is reported by the fit config's own parser, with its cause
+    class_path = str(spec.get("class_path", "")) if isinstance(spec, dict) else ""
+    module, _, name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name) if module else None
+    except (ImportError, AttributeError):
+        return  # likewise
+    if cls is None or "teacher_checkpoint" not in inspect.signature(cls).parameters:
+        named = class_path or "no objective class"
+        raise SuiteError(f"{where}: {entry.config} names {named}, which has no teacher_checkpoint argument; use "
+                         "an objective that distils from a checkpoint (experiments/objectives/"
+                         "progressive_distillation.yaml) or drop teacher: true")
 
 
 def _read(path: Path) -> dict:

@@ -43,15 +43,19 @@ def checkpoint_spacing(suite: Suite, max_images: int, batch_size: int, log_every
 def fit_config(suite: Suite, entry: ObjectiveEntry, seed: int, extra_overrides: list[str] = (),
                max_images: int | None = None) -> dict:
     """The full fit config of one run: base config, objective config, the suite's settings for this run, then
-    the suite's and the objective's overrides (CLI strings, as users write them in suites). `max_images`
-    replaces the run's image budget and leaves out a tuned run's start checkpoint (the FLOP probe builds the
-    model before budgets in FLOPs are resolved and before earlier runs have trained)."""
+    the suite's and the objective's overrides (CLI strings, as users write them in suites). A tuned run starts
+    from its pre-training's checkpoint (`init_from`), which with `tune_from.teacher` is also its objective's
+    teacher_checkpoint. `max_images` replaces the run's image budget and leaves out a tuned run's start checkpoint
+    (the FLOP probe builds the model before budgets in FLOPs are resolved and before earlier runs have trained;
+    a run with a teacher is probed later, from its full config: compute.measure_teacher_steps)."""
     from lit_diffusion.training.config import compose_fit_config  # Lightning is loaded only when training
 
     model = {"seed": seed}
     if max_images is None and entry.tune_from is not None:
         start = pretraining(suite, entry, seed)
         model["init_from"] = start.checkpoint
+        if entry.tune_from.teacher:  # a distillation round: the start is also the teacher
+            model["objective"] = {"init_args": {"teacher_checkpoint": start.checkpoint}}
         max_images = suite.max_images_for(entry.name) - start.images_seen
     max_images = max_images or suite.max_images_for(entry.name)
     settings = {"seed_everything": seed, "preview_every_n_steps": 0,
@@ -256,9 +260,9 @@ def _training_cost(suite: Suite, entry: ObjectiveEntry, costs: dict) -> float:
     return own(entry) + sum(own(e) for e in suite.objectives if e.tune_from and e.tune_from.objective == entry.name)
 
 
-def train_all(suite: Suite, log=print, costs: dict | None = None) -> dict[tuple[str, int], TrainRecord]:
-    """Train every unfinished run (locally in turn, or as one SLURM array); {(objective, seed): record}.
-    costs: objective -> compute.StepCost, for the records' FLOPs."""
+def train_all(suite: Suite, log=print, costs: dict | None = None) -> None:
+    """Train every unfinished run (locally in turn, or as one SLURM array; record_all then writes their records).
+    costs: objective -> compute.StepCost, to start the costliest runs first."""
     costs = costs or {}
     runs = [(e, s) for e in suite.objectives for s in suite.seeds]
     extra = suite.slurm.trainer_overrides() if suite.launcher == "slurm" else []
@@ -286,5 +290,10 @@ def train_all(suite: Suite, log=print, costs: dict | None = None) -> dict[tuple[
                  or all((e.tune_from.objective, s) != (p.name, ps) for p, ps in pending)]
         train_on_slurm(suite, ready, log)
         pending = [run for run in pending if run not in ready]
+
+
+def record_all(suite: Suite, costs: dict) -> dict[tuple[str, int], TrainRecord]:
+    """Every run's RUN/train.json from its last checkpoint; {(objective, seed): record}. costs: objective ->
+    compute.StepCost, for the records' FLOPs."""
     per_image = {name: cost.flops_per_image for name, cost in costs.items()}
-    return {(e.name, s): record_training(suite, e, s, per_image) for e, s in runs}
+    return {(e.name, s): record_training(suite, e, s, per_image) for e in suite.objectives for s in suite.seeds}
