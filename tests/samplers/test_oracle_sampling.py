@@ -96,7 +96,7 @@ def test_consistency_sampling_with_the_exact_map_is_exact_in_one_step():
         return objective.parameterisation.target(Prediction(f, (x_t - f) / c.sigma), x_t, c)
 
     z = torch.randn(50_000, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
-    x1 = m + torch.sqrt(s**2 + 80.0**2) * z  # exact marginal at t = 1
+    x1 = m + torch.sqrt(s**2 + objective.path.sigma_max**2) * z  # exact marginal at t = 1
     out = sample_consistency(objective.path, objective.predictor(exact_map), x1, time_grid("uniform", 1, objective.path))
     assert out.nfe == 1
     torch.testing.assert_close(out.x0, m + torch.sqrt(s**2 + s_min**2) * z, rtol=1e-10, atol=1e-10)
