@@ -26,14 +26,21 @@ def _save(fig, path: Path) -> None:
 
 
 def quality_vs_nfe(summary: Summary, samplers: dict[str, list[str]], title: str, path: Path) -> None:
-    """Colour = objective, marker and line style = sampler; the untrained networks as a grey band.
+    """Colour = objective, marker and line style = sampler, error bars = each point's interval (the bootstrap
+    interval, its union over seeds) where it was computed; the untrained networks as a grey band.
     samplers: objective -> its sampler keys, in suite order."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, (name, keys) in enumerate(samplers.items()):
         for j, key in enumerate(keys):
-            pts = sorted((r.nfe, r.mean_score) for r in summary.rows if r.objective == name and r.setting.sampler_key == key)
+            rows = sorted((r for r in summary.rows if r.objective == name and r.setting.sampler_key == key),
+                          key=lambda r: r.nfe)
+            nfe, mean = [r.nfe for r in rows], [r.mean_score for r in rows]
+            # a bootstrap interval of FD need not contain the estimate (its resamples are biased): clamp at 0
+            below = [max(0.0, m - r.interval[0]) if r.interval else 0.0 for m, r in zip(mean, rows)]
+            above = [max(0.0, r.interval[1] - m) if r.interval else 0.0 for m, r in zip(mean, rows)]
             marker, line = LINE_STYLES[j % len(LINE_STYLES)]
-            ax.plot(*zip(*pts), marker=marker, linestyle=line, color=f"C{i}", label=f"{name} / {key}")
+            ax.errorbar(nfe, mean, yerr=[below, above], marker=marker, linestyle=line, color=f"C{i % 10}",
+                        capsize=2, label=f"{name} / {key}")
     untrained = [r.score for rows in summary.untrained.values() for r in rows]
     ax.axhspan(min(untrained) * 0.97, max(untrained) * 1.03, color="0.8", label="untrained networks")
     nfes = sorted({r.nfe for r in summary.rows})
