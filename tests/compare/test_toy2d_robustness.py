@@ -70,6 +70,10 @@ def test_the_robustness_mode_runs_from_the_command_line_and_resumes(tmp_path):
     wider = subprocess.run(cmd + ["--width", "16", "--depth", "1"], capture_output=True, text=True, timeout=120)
     assert wider.returncode == 2 and "width 128 -> 16, depth 2 -> 1" in wider.stderr and "another --out" in wider.stderr
     assert "Traceback" not in wider.stderr and json.loads((tmp_path / "results.json").read_text()) == rows
+    zero = subprocess.run(cmd[:-4] + ["--out", str(tmp_path / "zero"), "--width", "0"], capture_output=True,
+                          text=True, timeout=120)
+    assert zero.returncode == 2 and "--width, --depth and --batch_size must be >= 1" in zero.stderr
+    assert "Traceback" not in zero.stderr and not (tmp_path / "zero").exists()
     small = subprocess.run(cmd[:-4] + ["--out", str(tmp_path / "small"), "--width", "16", "--depth", "1",
                                        "--batch_size", "8", "--lr", "0.01"], capture_output=True, text=True, timeout=300)
     assert small.returncode == 0, small.stderr
