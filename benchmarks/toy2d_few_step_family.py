@@ -28,7 +28,7 @@ SAMPLER = {"rectified_flow": "euler", "mean_flow": "mean_flow", "continuous_cons
            "shortcut": "shortcut", "pfgmpp": "euler", "ddpm": "ddim"}
 LABELS = {"rectified_flow": "rectified flow", "mean_flow": "MeanFlow", "continuous_consistency": "sCM",
           "shortcut": "shortcut", "pfgmpp": "PFGM++ (D 128)", "ddpm": "DDPM (v, cosine), DDIM"}
-ROUNDS = {"progressive_distillation (4)": 4, "progressive_distillation (2)": 2, "progressive_distillation (1)": 1}
+ROUNDS = ("progressive_distillation (4)", "progressive_distillation (2)", "progressive_distillation (1)")
 
 
 def family_suite():

@@ -3,23 +3,11 @@ its composed fit config) can use the samplers the entry asks for. Today one samp
 prediction contract: MeanFlow's one-step sampler walks the objective's average-velocity network u(z, r, t)."""
 from __future__ import annotations
 
-import importlib
-
-from lit_diffusion.compare.suite import Suite, SuiteError
+from lit_diffusion.compare.suite import Suite, SuiteError, objective_class
 
 # sampler -> (the objective method it calls, what that is in words)
 SAMPLER_NEEDS = {"mean_flow": ("average_velocity", "an average-velocity network u(z, r, t), i.e. the MeanFlow "
                                                    "objective (experiments/objectives/mean_flow.yaml)")}
-
-
-def objective_class(config: dict) -> type | None:
-    """The objective class a composed fit config names (None when it names none, e.g. an autoencoder)."""
-    spec = (config.get("model") or {}).get("objective")
-    path = spec.get("class_path") if isinstance(spec, dict) else None
-    if not path:
-        return None
-    module, _, name = str(path).rpartition(".")
-    return getattr(importlib.import_module(module), name, None)
 
 
 def check_samplers(suite: Suite) -> None:

@@ -5,6 +5,7 @@ before anything runs. A suite is frozen: what is learnt later (each objective's 
 budget) makes a new suite (compare/compute.py resolve_budgets)."""
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -285,25 +286,30 @@ def load_suite(path: str | Path) -> Suite:
     return suite
 
 
+def objective_class(config: dict) -> type | None:
+    """The objective class a fit config (composed, or an objective YAML alone) names (None when it names none,
+    e.g. an autoencoder)."""
+    spec = (config.get("model") or {}).get("objective")
+    path = spec.get("class_path") if isinstance(spec, dict) else None
+    if not path:
+        return None
+    module, _, name = str(path).rpartition(".")
+    return getattr(importlib.import_module(module), name, None)
+
+
 def _check_takes_teacher(path: Path, i: int, entry: ObjectiveEntry) -> None:
     """`tune_from.teacher` needs an objective with a `teacher_checkpoint` argument: read from its YAML's class
     (the signature, so that a default in the class counts), without building anything."""
-    import importlib
     import inspect
 
     where = f"{path}: objectives[{i}] ({entry.name!r}): tune_from.teacher"
     try:
-        spec = ((yaml.safe_load(Path(entry.config).read_text()) or {}).get("model") or {}).get("objective") or {}
-    except (OSError, yaml.YAMLError, AttributeError):
-        return  # an unreadable config is reported by the fit config's own parser, with its cause
-    class_path = str(spec.get("class_path", "")) if isinstance(spec, dict) else ""
-    module, _, name = class_path.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module), name) if module else None
-    except (ImportError, AttributeError):
-        return  # likewise
+        config = yaml.safe_load(Path(entry.config).read_text()) or {}
+        cls = objective_class(config)
+    except (OSError, yaml.YAMLError, AttributeError, ImportError):
+        return  # an unreadable config or class is reported by the fit config's own parser, with its cause
     if cls is None or "teacher_checkpoint" not in inspect.signature(cls).parameters:
-        named = class_path or "no objective class"
+        named = ((config.get("model") or {}).get("objective") or {}).get("class_path") or "no objective class"
         raise SuiteError(f"{where}: {entry.config} names {named}, which has no teacher_checkpoint argument; use "
                          "an objective that distils from a checkpoint (experiments/objectives/"
                          "progressive_distillation.yaml) or drop teacher: true")
